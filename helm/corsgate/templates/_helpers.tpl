@@ -1,0 +1,150 @@
+{{/*
+Names and labels, in the conventions of `helm create` and Bitnami charts.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "corsgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The fully qualified app name: fullnameOverride, or release-chart (just the release name
+when it already contains the chart name). Truncated to 63 characters, the DNS label limit.
+*/}}
+{{- define "corsgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version, for the helm.sh/chart label. */}}
+{{- define "corsgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every resource. */}}
+{{- define "corsgate.labels" -}}
+helm.sh/chart: {{ include "corsgate.chart" . }}
+{{ include "corsgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "corsgate.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: corsgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades, so never the version. */}}
+{{- define "corsgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "corsgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the pods run as. */}}
+{{- define "corsgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "corsgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image tag: image.tag or the chart's appVersion; never `latest`. */}}
+{{- define "corsgate.imageTag" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion | toString }}
+{{- if eq (lower $tag) "latest" }}
+{{- fail "image.tag: `latest` is refused; pin a corsgate release (the default is the chart's appVersion)" }}
+{{- end }}
+{{- $tag }}
+{{- end }}
+
+{{/* The image reference: repository@digest when a digest is set, else repository:tag. */}}
+{{- define "corsgate.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "corsgate.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Whether Redis is configured: a URL in values or an existing Secret. */}}
+{{- define "corsgate.redisEnabled" -}}
+{{- if or .Values.redis.url .Values.redis.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* The Secret and key that hold the Redis URL. */}}
+{{- define "corsgate.redisSecretName" -}}
+{{- if .Values.redis.existingSecret }}
+{{- .Values.redis.existingSecret }}
+{{- else }}
+{{- printf "%s-redis" (include "corsgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "corsgate.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret }}
+{{- .Values.redis.existingSecretKey }}
+{{- else -}}
+redis-url
+{{- end }}
+{{- end }}
+
+{{/*
+corsgate's configuration file (SPEC.md "Configuration"), rendered from values. The admin
+server listens on 0.0.0.0 so the kubelet can reach /healthz and /readyz; the Services keep
+it off the public port. The Redis URL is not here: it comes from a Secret through
+CORSGATE_REDIS_URL, so no password lands in a ConfigMap.
+*/}}
+{{- define "corsgate.config" -}}
+{{- $server := merge (dict "host" "0.0.0.0" "port" (int .Values.containerPorts.http)) (deepCopy (.Values.server | default dict)) -}}
+server:
+  {{- toYaml $server | nindent 2 }}
+admin:
+  host: 0.0.0.0
+  port: {{ int .Values.containerPorts.admin }}
+log:
+  {{- toYaml (.Values.log | default dict) | nindent 2 }}
+{{- if include "corsgate.redisEnabled" . }}
+redis:
+  keyPrefix: {{ .Values.redis.keyPrefix | quote }}
+  pollIntervalMs: {{ int .Values.redis.pollIntervalMs }}
+  required: {{ .Values.redis.required }}
+{{- end }}
+policies:
+  {{- toYaml .Values.policies | nindent 2 }}
+routes:
+  {{- toYaml .Values.routes | nindent 2 }}
+{{- end }}
+
+{{/*
+Pod annotation that changes whenever the configuration (or the chart-made Redis Secret)
+changes, so `helm upgrade` rolls the pods. Also for a parent chart's pod template in
+sidecar mode.
+*/}}
+{{- define "corsgate.configChecksum" -}}
+checksum/config: {{ include "corsgate.config" . | sha256sum }}
+{{- if and .Values.redis.url (not .Values.redis.existingSecret) }}
+checksum/redis-secret: {{ .Values.redis.url | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/* Fails on settings that contradict each other. */}}
+{{- define "corsgate.validateValues" -}}
+{{- $drainSeconds := add (div (int (.Values.server.shutdownGraceMs | default 10000)) 1000) 5 }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (int $drainSeconds) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must cover the preStop sleep and server.shutdownGraceMs (about %d s)" (int .Values.terminationGracePeriodSeconds) (int $drainSeconds)) }}
+{{- end }}
+{{- range $i, $route := .Values.routes }}
+{{- $policy := $route.policy | default "default" }}
+{{- if not (hasKey $.Values.policies $policy) }}
+{{- fail (printf "routes[%d].policy: names policy %q, which is not defined under policies" $i $policy) }}
+{{- end }}
+{{- end }}
+{{- end }}
