@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// The `corsgate` command: argument parsing only; the work happens in the rooms it calls.
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import closeWithGrace from 'close-with-grace'
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig } from './config/load.js'
+import { explain } from './gateway/explain.js'
+import { RouteTable } from './gateway/route-table.js'
+import { nodeSupportWarning } from './node-support.js'
+import { createLogger, startGateway } from './server.js'
+import { PolicyStore } from './sources/policy-store.js'
+
+const USAGE = `usage:
+  corsgate [start] [--config FILE]
+  corsgate check --config FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]
+  corsgate validate --config FILE
+  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE]
+
+The config file defaults to $CORSGATE_CONFIG, then ${DEFAULT_CONFIG_PATH}.`
+
+/** Exit codes: 0 ok/allowed, 1 denied, 2 bad input or invalid config. */
+export const EXIT = { ok: 0, denied: 1, usage: 2 } as const
+
+class UsageError extends Error {}
+
+function configPath (flag: string | undefined): string {
+  const chosen = flag ?? process.env.CORSGATE_CONFIG
+  if (chosen !== undefined && chosen !== '') return chosen
+  if (existsSync(DEFAULT_CONFIG_PATH)) return DEFAULT_CONFIG_PATH
+  // Installed as a package and run from elsewhere: the shipped default.
+  return fileURLToPath(new URL(`../${DEFAULT_CONFIG_PATH}`, import.meta.url))
+}
+
+async function start (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true })
+  const loaded = loadConfig(configPath(values.config))
+  const logger = createLogger(loaded.config)
+  const warning = nodeSupportWarning()
+  if (warning !== undefined) logger.warn({ node: process.versions.node }, warning)
+  const running = await startGateway({ loaded, logger })
+  closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
+    else logger.info({ signal }, 'shutting down')
+    await running.close()
+  })
+  return -1 // keep running
+}
+
+function check (args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      origin: { type: 'string' },
+      method: { type: 'string', default: 'GET' },
+      header: { type: 'string', multiple: true, default: [] },
+      path: { type: 'string', default: '/' },
+      host: { type: 'string' },
+      json: { type: 'boolean', default: false }
+    },
+    strict: true
+  })
+  if (values.origin === undefined) throw new UsageError('check needs --origin (use --origin "" to check a request without Origin)')
+  const loaded = loadConfig(configPath(values.config))
+  const store = new PolicyStore(loaded)
+  const routes = new RouteTable(loaded.config.routes)
+  const result = explain({ config: loaded.config, store, routes }, {
+    origin: values.origin === '' ? undefined : values.origin,
+    method: values.method,
+    headers: values.header.flatMap((h) => h.split(',')),
+    path: values.path,
+    host: values.host
+  })
+  if (values.json) {
+    console.log(JSON.stringify(result, null, 2))
+  } else {
+    const verdict = result.allowed ? 'ALLOWED' : result.decision === 'would_deny' ? 'DENIED (report-only: served anyway)' : 'DENIED'
+    console.log(`${verdict}: ${result.reason}${result.rule === null ? '' : ` (rule ${JSON.stringify(result.rule)} from ${result.ruleSource})`}`)
+    console.log(`  ${result.kind} · policy ${result.policy} (${result.mode}) · route ${result.route ?? '(none)'}${result.upstream === null ? '' : ` → ${result.upstream}`}`)
+    console.log(`  status ${result.status}`)
+    for (const [name, value] of Object.entries(result.headers)) console.log(`  ${name}: ${value}`)
+  }
+  return result.allowed ? EXIT.ok : EXIT.denied
+}
+
+function validate (args: string[]): number {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true })
+  const loaded: LoadedConfig = loadConfig(configPath(values.config))
+  for (const w of loaded.warnings) console.error(`warning: ${w}`)
+  console.log(`${loaded.file}: valid (${Object.keys(loaded.config.policies).length} policies, ${loaded.config.routes.length} routes)`)
+  return EXIT.ok
+}
+
+async function origins (args: string[]): Promise<number> {
+  // Loaded lazily: only this command needs a Redis client at the CLI.
+  const { runOriginsCommand } = await import('./sources/origins-command.js')
+  return await runOriginsCommand(args, configPath)
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const [first, ...rest] = argv
+  try {
+    switch (first) {
+      case undefined: return await start([])
+      case 'start': return await start(rest)
+      case 'check': return check(rest)
+      case 'validate': return validate(rest)
+      case 'origins': return await origins(rest)
+      case 'help': case '--help': case '-h': console.log(USAGE); return EXIT.ok
+      default:
+        if (first.startsWith('-')) return await start(argv)
+        throw new UsageError(`unknown command "${first}"`)
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      return EXIT.usage
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+      console.error(`corsgate: ${(err as Error).message}\n\n${USAGE}`)
+      return EXIT.usage
+    }
+    throw err
+  }
+}
+
+const code = await main(process.argv.slice(2))
+if (code >= 0) process.exitCode = code

@@ -1,0 +1,122 @@
+// Reading the configuration: YAML file → environment overlay → schema → pattern checks.
+// Every problem is collected (not just the first) and named by its path in the file.
+import { readFileSync } from 'node:fs'
+import { parseDocument } from 'yaml'
+import type { z } from 'zod'
+import { compilePolicy, fileEntries, parseEntries, type EntryError } from '../policy/compile.js'
+import { configSchema, type Config } from './schema.js'
+
+export const DEFAULT_CONFIG_PATH = 'config/default.yaml'
+
+/** Chromium caps `Access-Control-Max-Age` at 7200 s; Firefox at 86400 s. */
+export const BROWSER_MAX_AGE_CAP = 7200
+
+export class ConfigError extends Error {
+  readonly code = 'CORSGATE_CONFIG_INVALID'
+  constructor (readonly file: string, readonly problems: string[]) {
+    super(`invalid configuration ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface LoadedConfig {
+  config: Config
+  file: string
+  /** Origins from `CORSGATE_ORIGINS`, added to the `default` policy. */
+  envOrigins: string[]
+  warnings: string[]
+}
+
+type Env = Record<string, string | undefined>
+
+/** Loads and validates a config file; throws `ConfigError` listing every problem. */
+export function loadConfig (file: string, env: Env = process.env): LoadedConfig {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`])
+  }
+  return parseConfig(text, file, env)
+}
+
+export function parseConfig (text: string, file: string, env: Env = {}): LoadedConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`))
+  const raw: unknown = doc.toJS() ?? {}
+  const problems: string[] = []
+  const envOrigins = applyEnv(raw, env, problems)
+
+  const parsed = configSchema.safeParse(raw)
+  if (!parsed.success) throw new ConfigError(file, [...problems, ...parsed.error.issues.map(describeIssue)])
+  const config = parsed.data
+  if (envOrigins.length > 0 && !('default' in config.policies)) problems.push('CORSGATE_ORIGINS: there is no policy named "default" to add the origins to')
+
+  const warnings: string[] = []
+  const errors: EntryError[] = []
+  for (const [name, policy] of Object.entries(config.policies)) {
+    const raw = fileEntries(name, policy, name === 'default' ? envOrigins : [])
+    compilePolicy({ name, config: policy, allow: parseEntries(raw.allow, errors), deny: parseEntries(raw.deny, errors) }, errors)
+    if (policy.maxAge !== undefined && policy.maxAge > BROWSER_MAX_AGE_CAP) {
+      warnings.push(`policies.${name}.maxAge: ${policy.maxAge} s is above what Chromium honours (${BROWSER_MAX_AGE_CAP} s); browsers will cache preflights for less`)
+    }
+  }
+  problems.push(...errors.map((e) => `${e.where}: ${e.message}`))
+  if (problems.length > 0) throw new ConfigError(file, problems)
+  return { config, file, envOrigins, warnings }
+}
+
+function describeIssue (issue: z.core.$ZodIssue): string {
+  const path = formatPath(issue.path)
+  if (issue.code === 'unrecognized_keys') {
+    return `${path === '' ? '(top level)' : path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+  }
+  return `${path === '' ? '(top level)' : path}: ${issue.message}`
+}
+
+export function formatPath (path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`
+    else out += out === '' ? String(part) : `.${String(part)}`
+  }
+  return out
+}
+
+// The knobs a container needs (SPEC.md "Configuration"), applied to the raw document so the
+// schema validates them like any other value.
+function applyEnv (raw: unknown, env: Env, problems: string[]): string[] {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return []
+  const doc = raw as Record<string, unknown>
+  const section = (key: string): Record<string, unknown> => {
+    const value = doc[key]
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>
+    const fresh: Record<string, unknown> = {}
+    doc[key] = fresh
+    return fresh
+  }
+  const port = (name: string): number | undefined => {
+    const value = env[name]
+    if (value === undefined || value === '') return undefined
+    if (!/^[0-9]{1,5}$/.test(value) || Number(value) > 65535) {
+      problems.push(`${name}: "${value}" is not a port number`)
+      return undefined
+    }
+    return Number(value)
+  }
+  if (env.CORSGATE_HOST) section('server').host = env.CORSGATE_HOST
+  const serverPort = port('CORSGATE_PORT')
+  if (serverPort !== undefined) section('server').port = serverPort
+  if (env.CORSGATE_ADMIN_HOST) section('admin').host = env.CORSGATE_ADMIN_HOST
+  const adminPort = port('CORSGATE_ADMIN_PORT')
+  if (adminPort !== undefined) section('admin').port = adminPort
+  if (env.CORSGATE_LOG_LEVEL) section('log').level = env.CORSGATE_LOG_LEVEL
+  if (env.CORSGATE_REDIS_URL) section('redis').url = env.CORSGATE_REDIS_URL
+  if (env.CORSGATE_UPSTREAM) {
+    const routes = Array.isArray(doc.routes) ? doc.routes as Array<Record<string, unknown>> : []
+    const catchAll = routes.find((r) => r !== null && typeof r === 'object' && r.path === '/' && r.host === undefined)
+    if (catchAll === undefined) problems.push('CORSGATE_UPSTREAM: the config has no catch-all route (path "/" without host) to point at it')
+    else catchAll.upstream = env.CORSGATE_UPSTREAM
+  }
+  return (env.CORSGATE_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '')
+}

@@ -1,0 +1,95 @@
+// The one source of truth for corsgate's configuration file (SPEC.md "Configuration").
+// Types are derived from the schema; every object is strict, so an unknown key is an
+// error that names its path instead of a setting silently ignored.
+import { z } from 'zod'
+
+const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$/
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/
+
+const port = z.number().int().min(0).max(65535)
+const ms = z.number().int().min(0)
+
+export const policySchema = z.strictObject({
+  origins: z.array(z.string()).default([]),
+  deny: z.array(z.string()).default([]),
+  noOrigin: z.enum(['allow', 'deny']).default('allow'),
+  methods: z.array(z.string().regex(METHOD, 'must be an upper-case HTTP method token'))
+    .default(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+  allowHeaders: z.union([
+    z.literal('*'),
+    z.array(z.string().regex(TOKEN, 'must be an HTTP header name'))
+  ]).default(['Content-Type', 'Authorization', 'X-Requested-With', 'X-CSRF-TOKEN', 'X-XSRF-TOKEN']),
+  exposeHeaders: z.array(z.string().regex(TOKEN, 'must be an HTTP header name')).default([]),
+  credentials: z.boolean().default(true),
+  maxAge: z.number().int().min(0).optional(),
+  privateNetwork: z.boolean().default(false),
+  mode: z.enum(['enforce', 'report-only', 'headers-only']).default('enforce'),
+  preflightStatus: z.union([z.literal(200), z.literal(204)]).default(204),
+  // Remove every Access-Control-* header the upstream sends, so only corsgate's policy speaks.
+  stripUpstreamCors: z.boolean().default(true)
+})
+
+export const routeSchema = z.strictObject({
+  path: z.string().startsWith('/', 'must start with "/"'),
+  host: z.string().min(1).optional(),
+  upstream: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+  websocket: z.boolean().default(false),
+  policy: z.string().default('default'),
+  // Upstream timeouts; an upstream that sends no response headers in time gets 504.
+  timeoutMs: ms.default(30_000)
+})
+
+export const configSchema = z.strictObject({
+  server: z.strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: port.default(8080),
+    trustProxy: z.boolean().default(false),
+    // Server limits, set on purpose (see README "Limits").
+    bodyLimit: z.number().int().positive().default(10 * 1024 * 1024),
+    headersTimeoutMs: ms.default(10_000),
+    requestTimeoutMs: ms.default(60_000),
+    keepAliveTimeoutMs: ms.default(65_000),
+    maxHeaderSize: z.number().int().positive().default(16 * 1024),
+    maxRequestsPerSocket: z.number().int().min(0).default(0),
+    shutdownGraceMs: ms.default(10_000),
+    upstreamCaFile: z.string().optional(),
+    upstreamConnections: z.number().int().positive().default(128)
+  }).prefault({}),
+  admin: z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: port.default(9090)
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+  }).prefault({}),
+  redis: z.strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    keyPrefix: z.string().default('corsgate:'),
+    pollIntervalMs: z.number().int().min(100).default(5000),
+    required: z.boolean().default(false),
+    passwordFile: z.string().optional(),
+    tlsCaFile: z.string().optional(),
+    sentinels: z.array(z.strictObject({ host: z.string(), port: port })).optional(),
+    name: z.string().optional()
+  }).optional(),
+  policies: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'policy names use letters, digits, "_", "-", "."'), policySchema)
+    .refine((p) => Object.keys(p).length > 0, 'at least one policy is required'),
+  routes: z.array(routeSchema).min(1, 'at least one route is required')
+}).superRefine((config, ctx) => {
+  config.routes.forEach((route, i) => {
+    if (!(route.policy in config.policies)) {
+      ctx.addIssue({ code: 'custom', path: ['routes', i, 'policy'], message: `names policy "${route.policy}", which is not defined under policies` })
+    }
+  })
+  const seen = new Set<string>()
+  config.routes.forEach((route, i) => {
+    const key = `${route.host ?? ''} ${route.path}`
+    if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `duplicates an earlier route for ${route.host ?? 'any host'} ${route.path}` })
+    seen.add(key)
+  })
+})
+
+export type Config = z.infer<typeof configSchema>
+export type PolicyConfig = z.infer<typeof policySchema>
+export type RouteConfig = z.infer<typeof routeSchema>
+export type RedisConfig = NonNullable<Config['redis']>

@@ -1,0 +1,55 @@
+// The public gateway as a plain Fastify instance that tests can build and listen on.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import type { Server } from 'node:http'
+import type { Logger } from 'pino'
+import type { GatewayMetrics } from '../admin/metrics.js'
+import type { Config } from '../config/schema.js'
+import type { PolicyStore } from '../sources/policy-store.js'
+import { cors } from './cors.js'
+import { errorBody, NoRouteError } from './errors.js'
+import { proxy } from './proxy.js'
+import type { RouteTable } from './route-table.js'
+
+export interface GatewayOptions {
+  config: Config
+  store: PolicyStore
+  routes: RouteTable
+  metrics: GatewayMetrics
+  logger: Logger
+  isClosing: () => boolean
+}
+
+/** Server limits, set on purpose rather than left at Node's and Fastify's defaults (README "Limits"). */
+export function serverOptions (config: Config): FastifyHttpOptions<Server> {
+  const s = config.server
+  return {
+    // One line per request is ours (cors.ts), not Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: s.trustProxy,
+    bodyLimit: s.bodyLimit,
+    keepAliveTimeout: s.keepAliveTimeoutMs,
+    requestTimeout: s.requestTimeoutMs,
+    maxRequestsPerSocket: s.maxRequestsPerSocket,
+    // 503 while closing is ours, with CORS headers (see cors.ts).
+    return503OnClosing: false,
+    http: { maxHeaderSize: s.maxHeaderSize, headersTimeout: s.headersTimeoutMs, requestTimeout: s.requestTimeoutMs, keepAliveTimeout: s.keepAliveTimeoutMs },
+    routerOptions: { maxParamLength: 2048 }
+  }
+}
+
+export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstance> {
+  const app = Fastify({ ...serverOptions(opts.config), loggerInstance: opts.logger as unknown as FastifyBaseLogger })
+
+  app.setErrorHandler(function (error: Error & { statusCode?: number, code?: string }, request, reply) {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+    if (status >= 500 && error.code?.startsWith('CORSGATE_') !== true) request.log.error({ err: error }, 'unexpected error')
+    reply.code(status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(errorBody(status, error.code, error.message)))
+  })
+  app.setNotFoundHandler(function (_request, reply) {
+    reply.send(new NoRouteError())
+  })
+
+  await app.register(cors, opts)
+  await app.register(proxy, opts)
+  return app
+}

@@ -1,0 +1,198 @@
+// The CORS layer: judges every request in `onRequest` (before any body is read and before the
+// upstream is contacted), answers preflights and denials itself, and writes the CORS headers
+// of every other response in `onSend`, after @fastify/reply-from has copied the upstream's.
+//
+// Why not @fastify/cors: its origin option cannot express our grammar without a per-request
+// delegate, it registers an `OPTIONS *` route that collides with a proxy mounted at `/`, and
+// headers it sets in `onRequest` are overwritten by reply-from with the upstream's. Our header
+// values are precomputed per policy (src/policy/headers.ts), so this layer only picks them.
+import type { FastifyInstance, FastifyReply, onRequestHookHandler, onSendHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Logger } from 'pino'
+import type { GatewayMetrics, RequestKind } from '../admin/metrics.js'
+import type { Config } from '../config/schema.js'
+import type { CompiledPolicy } from '../policy/compile.js'
+import { decide, type Decision } from '../policy/decide.js'
+import { actualHeaders, appendVaryOrigin, preflightHeaders, PREFLIGHT_VARY } from '../policy/headers.js'
+import type { PolicyStore } from '../sources/policy-store.js'
+import { BadPathError, NoRouteError, PayloadTooLargeError, ShuttingDownError } from './errors.js'
+import type { Route, RouteTable } from './route-table.js'
+
+export interface CorsState {
+  readonly route: Route | undefined
+  readonly policy: CompiledPolicy
+  readonly decision: Decision
+  readonly kind: RequestKind
+  readonly origin: string | undefined
+  /** The request path, without the query. */
+  readonly path: string
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    corsgate: CorsState | null
+  }
+}
+
+export interface CorsOptions {
+  config: Config
+  store: PolicyStore
+  routes: RouteTable
+  metrics: GatewayMetrics
+  logger: Logger
+  /** True once shutdown has begun: new requests get 503. */
+  isClosing: () => boolean
+}
+
+// Paths the upstream would resolve to somewhere else than the route we judged: dot-segments,
+// encoded dots and slashes, backslashes. Refused rather than normalised, as Envoy's
+// `path_with_escaped_slashes_action: REJECT_REQUEST` does.
+const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i
+
+/** Judges one request: route, policy, decision. Shared by HTTP requests and websocket upgrades. */
+export function judgeRequest (opts: Pick<CorsOptions, 'config' | 'store' | 'routes'>, req: {
+  method: string
+  url: string
+  headers: Record<string, string | string[] | undefined>
+  encrypted: boolean
+}, kind: RequestKind): CorsState {
+  const q = req.url.indexOf('?')
+  const path = q < 0 ? req.url : req.url.slice(0, q)
+  const host = singleHeader(req.headers.host)
+  const route = opts.routes.resolve(host, path)
+  const policy = policyFor(opts.store, route)
+  const origin = singleHeader(req.headers.origin)
+  const trustProxy = opts.config.server.trustProxy
+  const now = policy.allow.nextExpiry === undefined && policy.deny.nextExpiry === undefined ? 0 : Date.now()
+  let decision: Decision
+  if (kind === 'preflight') {
+    decision = decide(policy, {
+      origin,
+      selfOrigin: origin === undefined ? undefined : selfOrigin(req, host, trustProxy),
+      method: singleHeader(req.headers['access-control-request-method']) ?? '',
+      requestHeaders: singleHeader(req.headers['access-control-request-headers']),
+      now
+    })
+  } else {
+    decision = decide(policy, {
+      origin,
+      selfOrigin: origin === undefined ? undefined : selfOrigin(req, host, trustProxy),
+      method: req.method,
+      now
+    })
+  }
+  return { route, policy, decision, kind, origin, path }
+}
+
+function policyFor (store: PolicyStore, route: Route | undefined): CompiledPolicy {
+  const policies = store.snapshot.policies
+  // A request no route serves (404) is judged by the `default` policy, or the first one.
+  const named = route === undefined ? policies.get('default') : policies.get(route.policy)
+  return named ?? policies.values().next().value!
+}
+
+function singleHeader (value: string | string[] | undefined): string | undefined {
+  // Node joins most repeated headers with ", ", which no pattern matches; an array means a
+  // header Node keeps as a list: treat two values as one invalid value.
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+function selfOrigin (req: { headers: Record<string, string | string[] | undefined>, encrypted: boolean }, host: string | undefined, trustProxy: boolean): string | undefined {
+  let scheme = req.encrypted ? 'https' : 'http'
+  let authority = host
+  if (trustProxy) {
+    const proto = singleHeader(req.headers['x-forwarded-proto'])
+    if (proto !== undefined) scheme = proto.split(',')[0]!.trim()
+    const fwdHost = singleHeader(req.headers['x-forwarded-host'])
+    if (fwdHost !== undefined) authority = fwdHost.split(',')[0]!.trim()
+  }
+  return authority === undefined ? undefined : `${scheme}://${authority}`
+}
+
+/** Sends the 403 of a denied request or preflight: no `Access-Control-Allow-*` headers. */
+function sendDenial (reply: FastifyReply, state: CorsState): void {
+  reply.code(403)
+    .header('content-type', 'application/json; charset=utf-8')
+    .header('vary', state.kind === 'preflight' ? PREFLIGHT_VARY : 'Origin')
+    .send(JSON.stringify({ error: 'cors_denied', reason: state.decision.reason }))
+}
+
+async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<void> {
+  const { config, metrics } = opts
+  const bodyLimit = config.server.bodyLimit
+  // Decided once: no allocation for the request log line when info is off.
+  const logRequests = opts.logger.isLevelEnabled('info')
+
+  app.decorateRequest('corsgate', null)
+
+  const onRequest: onRequestHookHandler = function (request, reply, done) {
+    const raw = request.raw
+    const isPreflight = raw.method === 'OPTIONS' && raw.headers.origin !== undefined && raw.headers['access-control-request-method'] !== undefined
+    const state = judgeRequest(opts, { method: raw.method!, url: raw.url!, headers: raw.headers, encrypted: (raw.socket as { encrypted?: boolean }).encrypted === true }, isPreflight ? 'preflight' : 'actual')
+    request.corsgate = state
+
+    if (opts.isClosing()) return reply.send(new ShuttingDownError())
+    if (AMBIGUOUS_PATH.test(state.path)) return reply.send(new BadPathError())
+    if (state.decision.reject) return sendDenial(reply, state)
+
+    if (isPreflight) {
+      // Preflights are answered here and never forwarded (SPEC.md "Preflight").
+      reply.code(state.policy.preflightStatus)
+        .headers(preflightHeaders(state.policy, state.decision, {
+          requestHeaders: singleHeader(raw.headers['access-control-request-headers']),
+          privateNetwork: raw.headers['access-control-request-private-network'] === 'true'
+        }))
+        .send()
+      return
+    }
+    if (state.route === undefined) return reply.send(new NoRouteError())
+    const length = raw.headers['content-length']
+    if (length !== undefined && Number(length) > bodyLimit) return reply.send(new PayloadTooLargeError(String(bodyLimit)))
+    done()
+  }
+
+  const onSend: onSendHookHandler<unknown> = function (request, reply, payload, done) {
+    const state = request.corsgate
+    if (state !== null && state.kind === 'actual' && !(reply.statusCode === 403 && state.decision.reject)) {
+      const headers = actualHeaders(state.policy, state.decision)
+      if (headers !== undefined) reply.headers(headers)
+      if (state.policy.varyOrigin) reply.header('vary', appendVaryOrigin(headerString(reply.getHeader('vary'))))
+    }
+    done(null, payload)
+  }
+
+  app.addHook('onRequest', onRequest)
+  app.addHook('onSend', onSend)
+  app.addHook('onResponse', function (request, reply, done) {
+    const state = request.corsgate
+    if (state === null) return done()
+    const status = reply.statusCode
+    const route = state.route?.label ?? 'none'
+    metrics.requests.inc({ route, kind: state.kind, decision: state.decision.outcome, reason: state.decision.reason })
+    metrics.duration.observe({ route, kind: state.kind }, reply.elapsedTime / 1000)
+    if (logRequests) {
+      opts.logger.info({
+        reqId: request.id,
+        route,
+        method: request.raw.method,
+        path: state.path,
+        origin: state.origin,
+        kind: state.kind,
+        decision: state.decision.outcome,
+        reason: state.decision.reason,
+        rule: state.decision.rule,
+        status,
+        durationMs: Math.round(reply.elapsedTime * 1000) / 1000
+      }, 'request')
+    }
+    done()
+  })
+}
+
+function headerString (value: string | number | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined
+  return Array.isArray(value) ? value.join(', ') : String(value)
+}
+
+export const cors = fp(corsPlugin, { name: 'corsgate-cors', fastify: '5.x' })
+

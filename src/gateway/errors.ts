@@ -1,0 +1,41 @@
+// Errors corsgate answers itself, with stable `CORSGATE_*` codes users can grep for. Every
+// error response has the same JSON shape: {"error": "...", "statusCode": N, "code": "..."}.
+import createError from '@fastify/error'
+
+export const NoRouteError = createError('CORSGATE_NO_ROUTE', 'no route for this host and path', 404)
+export const PayloadTooLargeError = createError('CORSGATE_PAYLOAD_TOO_LARGE', 'request body is larger than %s bytes', 413)
+export const BadPathError = createError('CORSGATE_BAD_PATH', 'path contains dot-segments, encoded slashes or backslashes', 400)
+export const UpstreamUnavailableError = createError('CORSGATE_UPSTREAM_UNAVAILABLE', 'upstream unavailable', 502)
+export const UpstreamTimeoutError = createError('CORSGATE_UPSTREAM_TIMEOUT', 'upstream did not answer in time', 504)
+export const ShuttingDownError = createError('CORSGATE_SHUTTING_DOWN', 'gateway is shutting down', 503)
+
+const ERROR_NAMES: Record<number, string> = {
+  400: 'bad_request',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
+  413: 'payload_too_large',
+  414: 'uri_too_long',
+  415: 'unsupported_media_type',
+  431: 'request_header_fields_too_large',
+  500: 'internal_error',
+  502: 'bad_gateway',
+  503: 'service_unavailable',
+  504: 'gateway_timeout'
+}
+
+export interface ErrorBody {
+  error: string
+  statusCode: number
+  code?: string
+  message?: string
+}
+
+export function errorBody (statusCode: number, code: string | undefined, message: string | undefined): ErrorBody {
+  const body: ErrorBody = { error: ERROR_NAMES[statusCode] ?? (statusCode >= 500 ? 'internal_error' : 'bad_request'), statusCode }
+  if (code !== undefined) body.code = code
+  // 5xx messages from libraries can leak internals; only our own codes keep theirs.
+  if (message !== undefined && (statusCode < 500 || code?.startsWith('CORSGATE_') === true)) body.message = message
+  return body
+}

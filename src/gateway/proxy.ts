@@ -1,0 +1,128 @@
+// Forwarding through @fastify/http-proxy (reply-from and undici underneath). One registration
+// serves every route: the route table picks the upstream per request, so the route that was
+// judged is always the route that is forwarded to.
+import { readFileSync } from 'node:fs'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import { Transform, type TransformCallback } from 'node:stream'
+import httpProxy from '@fastify/http-proxy'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Logger } from 'pino'
+import { Agent } from 'undici'
+import type { GatewayMetrics } from '../admin/metrics.js'
+import type { Config } from '../config/schema.js'
+import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+
+export interface ProxyOptions {
+  config: Config
+  metrics: GatewayMetrics
+  logger: Logger
+}
+
+const kBodyTooLarge = Symbol('corsgate.bodyTooLarge')
+type LimitedRequest = IncomingMessage & { [kBodyTooLarge]?: boolean }
+
+/** The undici agent shared by every route: keep-alive pool, TLS always verified. */
+export function createUpstreamAgent (config: Config): Agent {
+  const ca = config.server.upstreamCaFile === undefined ? undefined : readFileSync(config.server.upstreamCaFile)
+  return new Agent({
+    connections: config.server.upstreamConnections,
+    pipelining: 1,
+    // Below the usual upstream keep-alive (Node 5 s, nginx 75 s, Apache 5 s), so we never
+    // reuse a socket the upstream is about to close.
+    keepAliveTimeout: 4_000,
+    keepAliveMaxTimeout: 4_000,
+    connect: { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) }
+  })
+}
+
+async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<void> {
+  const { config, metrics, logger } = opts
+  const trustProxy = config.server.trustProxy
+  const bodyLimit = config.server.bodyLimit
+  const agent = createUpstreamAgent(config)
+  app.addHook('onClose', async () => { await agent.close() })
+
+  // Bodies are streamed to the upstream, never buffered. Fastify's own parsers would buffer
+  // JSON and text, so every content type goes through this pass-through with a byte cap.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', function (request, payload, done) {
+    if (request.headers['content-length'] !== undefined) return done(null, payload) // checked in onRequest
+    done(null, payload.pipe(new ByteLimit(bodyLimit, request.raw as LimitedRequest)))
+  })
+
+  await app.register(httpProxy, {
+    // reply-from logs every upstream failure at warn with a stack; ours is one line (onError).
+    logLevel: 'error',
+    upstream: '',
+    prefix: '/',
+    proxyPayloads: false,
+    websocket: false,
+    undici: agent,
+    disableRequestLogging: true,
+    replyOptions: {
+      getUpstream: (request: FastifyRequest) => request.corsgate!.route!.upstream,
+      // Laravel's maintenance mode answers 503: pass it through once, never retry.
+      retryDelay: () => null,
+      rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),
+      rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => stripUpstreamCors(headers, request),
+      onError: (reply: FastifyReply, { error }: { error: Error & { statusCode?: number, code?: string } }) => {
+        const route = reply.request.corsgate?.route?.label ?? 'none'
+        if ((reply.request.raw as LimitedRequest)[kBodyTooLarge] === true) {
+          metrics.upstreamErrors.inc({ route, kind: 'body_too_large' })
+          return reply.send(new PayloadTooLargeError(String(bodyLimit)))
+        }
+        const timeout = error.statusCode === 504
+        metrics.upstreamErrors.inc({ route, kind: timeout ? 'timeout' : 'unavailable' })
+        logger.warn({ reqId: reply.request.id, route, upstream: reply.request.corsgate?.route?.upstream, error: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream error')
+        reply.send(timeout ? new UpstreamTimeoutError() : new UpstreamUnavailableError())
+      }
+    },
+    // The route's timeout applies to the response headers and to each gap between body chunks.
+    handler: (request, reply, dest, options) => reply.from(dest, { ...options, timeout: request.corsgate!.route!.timeoutMs })
+  } as Parameters<typeof httpProxy>[1])
+}
+
+// SPEC.md "Actual requests": X-Forwarded-For, -Proto, -Host for the upstream; Origin unchanged.
+// Without `trustProxy`, client-sent values are replaced, never trusted.
+function forwardedHeaders (request: FastifyRequest, headers: IncomingHttpHeaders, trustProxy: boolean): IncomingHttpHeaders {
+  const raw = request.raw
+  const remote = raw.socket.remoteAddress ?? ''
+  const prior = headers['x-forwarded-for']
+  headers['x-forwarded-for'] = trustProxy && prior !== undefined ? `${String(prior)}, ${remote}` : remote
+  const encrypted = (raw.socket as { encrypted?: boolean }).encrypted === true
+  if (!trustProxy || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = encrypted ? 'https' : 'http'
+  if (!trustProxy || headers['x-forwarded-host'] === undefined) {
+    const host = raw.headers.host
+    if (host !== undefined) headers['x-forwarded-host'] = host
+  }
+  return headers
+}
+
+function stripUpstreamCors (headers: IncomingHttpHeaders, request: FastifyRequest): IncomingHttpHeaders {
+  if (request.corsgate?.policy.config.stripUpstreamCors === false) return headers
+  for (const name in headers) {
+    if (name.startsWith('access-control-')) delete headers[name]
+  }
+  return headers
+}
+
+/** Passes a chunked body through, failing it once it exceeds `limit` bytes. */
+class ByteLimit extends Transform {
+  private seen = 0
+  constructor (private readonly limit: number, private readonly request: LimitedRequest) {
+    super()
+  }
+
+  override _transform (chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.length
+    if (this.seen > this.limit) {
+      this.request[kBodyTooLarge] = true
+      callback(new PayloadTooLargeError(String(this.limit)))
+      return
+    }
+    callback(null, chunk)
+  }
+}
+
+export const proxy = fp(proxyPlugin, { name: 'corsgate-proxy', fastify: '5.x', dependencies: ['corsgate-cors'] })

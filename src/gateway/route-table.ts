@@ -1,0 +1,79 @@
+// Which route serves a request: the longest path prefix among the routes for the request's
+// host, falling back to routes without a host. One table decides for the proxy, websocket
+// upgrades, `/explain` and `corsgate check`, so they can never disagree.
+import type { RouteConfig } from '../config/schema.js'
+
+export interface Route {
+  readonly index: number
+  readonly path: string
+  readonly host: string | undefined
+  readonly upstream: string
+  readonly websocket: boolean
+  readonly policy: string
+  readonly timeoutMs: number
+  /** Label for logs and metrics: `host/path` or `path`. */
+  readonly label: string
+}
+
+export class RouteTable {
+  readonly routes: readonly Route[]
+  private readonly byHost = new Map<string, Route[]>()
+  private readonly anyHost: Route[]
+
+  constructor (configs: readonly RouteConfig[]) {
+    this.routes = configs.map((r, index) => ({
+      index,
+      path: r.path,
+      host: r.host?.toLowerCase(),
+      upstream: r.upstream.replace(/\/+$/, ''),
+      websocket: r.websocket,
+      policy: r.policy,
+      timeoutMs: r.timeoutMs,
+      label: r.host === undefined ? r.path : `${r.host.toLowerCase()}${r.path}`
+    }))
+    // Longest prefix first, so the first hit is the answer.
+    const sorted = [...this.routes].sort((a, b) => b.path.length - a.path.length)
+    this.anyHost = sorted.filter((r) => r.host === undefined)
+    for (const r of sorted) {
+      if (r.host === undefined) continue
+      const list = this.byHost.get(r.host) ?? []
+      list.push(r)
+      this.byHost.set(r.host, list)
+    }
+  }
+
+  /** The route for `host` (the Host header, port allowed) and `path` (no query), or undefined. */
+  resolve (host: string | undefined, path: string): Route | undefined {
+    if (this.byHost.size > 0 && host !== undefined) {
+      const list = this.byHost.get(hostname(host))
+      if (list !== undefined) {
+        const hit = firstPrefix(list, path)
+        if (hit !== undefined) return hit
+      }
+    }
+    return firstPrefix(this.anyHost, path)
+  }
+}
+
+function firstPrefix (routes: readonly Route[], path: string): Route | undefined {
+  for (const r of routes) {
+    if (covers(r.path, path)) return r
+  }
+  return undefined
+}
+
+/** `/api` covers `/api` and `/api/…` but not `/apix`; `/socket.io/` covers `/socket.io/…`. */
+function covers (prefix: string, path: string): boolean {
+  if (!path.startsWith(prefix)) return false
+  return prefix.endsWith('/') || path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
+}
+
+function hostname (host: string): string {
+  const lower = host.toLowerCase()
+  if (lower.startsWith('[')) {
+    const end = lower.indexOf(']')
+    return end < 0 ? lower : lower.slice(0, end + 1)
+  }
+  const colon = lower.indexOf(':')
+  return colon < 0 ? lower : lower.slice(0, colon)
+}

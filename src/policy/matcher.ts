@@ -1,0 +1,124 @@
+// A compiled set of origin patterns. Lookup cost stays flat as the list grows: exact origins
+// are one Map lookup, `*.` wildcards one lookup per label of the request's host (suffix walk),
+// `:*` ports one lookup. Only `re:` patterns are scanned, and they are few by nature.
+import { parseSerializedOrigin, type OriginPattern } from './origin-pattern.js'
+
+/** Where an entry came from: `file`, `redis`, `redis-expiring`, `env`. */
+export type EntrySource = string
+
+export interface MatcherEntry {
+  pattern: OriginPattern
+  source: EntrySource
+  /** Unix ms after which the entry no longer matches (expiring Redis entries). */
+  expiresAt?: number
+}
+
+export class OriginMatcher {
+  readonly size: number
+  /** The `*` entry, when listed. */
+  readonly any: MatcherEntry | undefined
+  private readonly nullRule: MatcherEntry | undefined
+  private readonly exact = new Map<string, MatcherEntry>()
+  /** key `scheme|port|suffix`, port `''` default or `*` any. */
+  private readonly subdomains = new Map<string, MatcherEntry>()
+  /** key `scheme|host`. */
+  private readonly anyPort = new Map<string, MatcherEntry>()
+  private readonly regexes: MatcherEntry[] = []
+  private readonly needsParse: boolean
+  /** Earliest future expiry among entries, for the caller's timer. */
+  readonly nextExpiry: number | undefined
+
+  constructor (entries: Iterable<MatcherEntry>) {
+    let any: MatcherEntry | undefined
+    let nullRule: MatcherEntry | undefined
+    let size = 0
+    let nextExpiry: number | undefined
+    for (const entry of entries) {
+      size++
+      if (entry.expiresAt !== undefined && (nextExpiry === undefined || entry.expiresAt < nextExpiry)) nextExpiry = entry.expiresAt
+      const p = entry.pattern
+      switch (p.kind) {
+        case 'any': any = keepLonger(any, entry); break
+        case 'null': nullRule = keepLonger(nullRule, entry); break
+        case 'exact': this.exact.set(p.origin, keepLonger(this.exact.get(p.origin), entry)); break
+        case 'subdomain': {
+          const key = `${p.scheme}|${p.port}|${p.suffix}`
+          this.subdomains.set(key, keepLonger(this.subdomains.get(key), entry))
+          break
+        }
+        case 'any-port': {
+          const key = `${p.scheme}|${p.host}`
+          this.anyPort.set(key, keepLonger(this.anyPort.get(key), entry))
+          break
+        }
+        case 'regex': this.regexes.push(entry); break
+      }
+    }
+    this.size = size
+    this.any = any
+    this.nullRule = nullRule
+    this.nextExpiry = nextExpiry
+    this.needsParse = this.subdomains.size > 0 || this.anyPort.size > 0 || this.regexes.length > 0
+  }
+
+  /**
+   * The entry that matches `origin` (the raw header value, byte for byte), or undefined.
+   * `now` is only consulted for expiring entries.
+   */
+  match (origin: string, now: number): MatcherEntry | undefined {
+    if (origin === 'null') return live(this.nullRule, now)
+    const exact = live(this.exact.get(origin), now)
+    if (exact !== undefined) return exact
+    if (!this.needsParse) return undefined
+    const o = parseSerializedOrigin(origin)
+    if (o === undefined) return undefined
+
+    if (this.anyPort.size > 0) {
+      const hit = live(this.anyPort.get(`${o.scheme}|${o.host}`), now)
+      if (hit !== undefined) return hit
+    }
+    if (this.subdomains.size > 0 && !o.host.startsWith('[')) {
+      // Walk the host's proper suffixes: a.b.example.com → b.example.com → example.com → com.
+      // The apex itself is never tried, so `*.example.com` can never match `example.com`.
+      let dot = o.host.indexOf('.')
+      while (dot >= 0) {
+        const suffix = o.host.slice(dot + 1)
+        const hit = live(this.subdomains.get(`${o.scheme}|${o.port}|${suffix}`), now) ??
+          live(this.subdomains.get(`${o.scheme}|*|${suffix}`), now)
+        if (hit !== undefined) return hit
+        dot = o.host.indexOf('.', dot + 1)
+      }
+    }
+    for (const entry of this.regexes) {
+      if ((entry.pattern as { regex: RegExp }).regex.test(origin)) {
+        const hit = live(entry, now)
+        if (hit !== undefined) return hit
+      }
+    }
+    return undefined
+  }
+
+  /** Every entry, for `/policies` and `corsgate origins list`. */
+  * entries (): IterableIterator<MatcherEntry> {
+    if (this.any !== undefined) yield this.any
+    if (this.nullRule !== undefined) yield this.nullRule
+    yield * this.exact.values()
+    yield * this.subdomains.values()
+    yield * this.anyPort.values()
+    yield * this.regexes
+  }
+}
+
+// When one pattern arrives from two sources, the one that never expires (or expires later) wins.
+function keepLonger (a: MatcherEntry | undefined, b: MatcherEntry): MatcherEntry {
+  if (a === undefined) return b
+  if (a.expiresAt === undefined) return a
+  if (b.expiresAt === undefined) return b
+  return a.expiresAt >= b.expiresAt ? a : b
+}
+
+function live (entry: MatcherEntry | undefined, now: number): MatcherEntry | undefined {
+  if (entry === undefined) return undefined
+  if (entry.expiresAt !== undefined && entry.expiresAt <= now) return undefined
+  return entry
+}

@@ -1,0 +1,65 @@
+// Holds the live `PolicySnapshot` and swaps it whole when a source delivers new entries.
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import type { LoadedConfig } from '../config/load.js'
+import type { EntryError } from '../policy/compile.js'
+import { buildSnapshot, type LiveEntries, type PolicySnapshot } from '../policy/snapshot.js'
+
+export interface ReloadRecord {
+  source: string
+  result: 'ok' | 'partial' | 'error'
+  at: number
+  errors: number
+}
+
+export interface PolicyStoreEvents {
+  swap: [snapshot: PolicySnapshot, record: ReloadRecord]
+  entryError: [error: EntryError, source: string]
+}
+
+export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
+  private current: PolicySnapshot
+  private live: ReadonlyMap<string, LiveEntries> | undefined
+  lastReload: ReloadRecord
+
+  constructor (readonly loaded: LoadedConfig, private readonly log?: Logger) {
+    super()
+    const errors: EntryError[] = []
+    this.current = buildSnapshot({ config: loaded.config, envOrigins: loaded.envOrigins, version: 1 }, errors)
+    // The file was validated when loaded, so its entries cannot fail here.
+    this.lastReload = { source: 'file', result: 'ok', at: this.current.builtAt, errors: errors.length }
+  }
+
+  get snapshot (): PolicySnapshot {
+    return this.current
+  }
+
+  /** Live entries from the last successful load of a dynamic source, by policy. */
+  get liveEntries (): ReadonlyMap<string, LiveEntries> | undefined {
+    return this.live
+  }
+
+  /**
+   * Replaces every live entry with `live` (a full resync, never a patch), compiles a new
+   * snapshot to the side and swaps it in. Bad entries are skipped, logged and reported.
+   */
+  replaceLive (live: ReadonlyMap<string, LiveEntries>, source: string): ReloadRecord {
+    const errors: EntryError[] = []
+    const next = buildSnapshot({ config: this.loaded.config, envOrigins: this.loaded.envOrigins, live, version: this.current.version + 1 }, errors)
+    return this.swap(next, live, source, errors)
+  }
+
+  /** Swaps in a snapshot compiled elsewhere (e.g. in slices); `errors` are its skipped entries. */
+  swap (next: PolicySnapshot, live: ReadonlyMap<string, LiveEntries> | undefined, source: string, errors: EntryError[]): ReloadRecord {
+    for (const e of errors) {
+      this.log?.warn({ source, key: e.where, value: e.value, err: e.message }, 'skipped invalid origin entry')
+      this.emit('entryError', e, source)
+    }
+    this.current = next
+    this.live = live
+    const record: ReloadRecord = { source, result: errors.length > 0 ? 'partial' : 'ok', at: next.builtAt, errors: errors.length }
+    this.lastReload = record
+    this.emit('swap', next, record)
+    return record
+  }
+}
