@@ -4,10 +4,11 @@
 #   docker build -t corsgate:0.1.0 .
 #   docker run --rm -p 8080:8080 -v "$PWD/corsgate.yaml:/etc/corsgate/config.yaml:ro" corsgate:0.1.0
 #
-# The base is pinned to a Node 24 LTS release on Debian 12 slim; bump it on purpose,
-# never float to `latest`. .ci/lint-dockerfile.sh and test/dockerfile.test.ts hold this
+# The base is pinned to a Node 24 LTS release on Debian 13 slim, at or above the first
+# release with the fix for CVE-2026-58044 (24.18.1, src/node-support.ts); bump it on
+# purpose, never float to `latest`. .ci/lint-dockerfile.sh and test/dockerfile.test.ts hold this
 # file to the rules of issue 5; .ci/docker-smoke.sh repeats the build steps without Docker.
-ARG NODE_IMAGE=node:24.11.1-bookworm-slim
+ARG NODE_IMAGE=node:24.21.0-trixie-slim
 
 # ---- build: every dependency, compile TypeScript, then drop the dev dependencies ----
 FROM ${NODE_IMAGE} AS build

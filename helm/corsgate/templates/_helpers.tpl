@@ -74,8 +74,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* Whether Redis is configured: a URL in values or an existing Secret. */}}
+{{/* Whether Redis is configured: a URL in values, an existing Secret or sentinels. */}}
 {{- define "corsgate.redisEnabled" -}}
+{{- if or .Values.redis.url .Values.redis.existingSecret .Values.redis.sentinels }}true{{ end }}
+{{- end }}
+
+{{/* Whether the pod gets CORSGATE_REDIS_URL from a Secret. */}}
+{{- define "corsgate.redisUrlFromSecret" -}}
 {{- if or .Values.redis.url .Values.redis.existingSecret }}true{{ end }}
 {{- end }}
 
@@ -113,9 +118,11 @@ log:
   {{- toYaml (.Values.log | default dict) | nindent 2 }}
 {{- if include "corsgate.redisEnabled" . }}
 redis:
-  keyPrefix: {{ .Values.redis.keyPrefix | quote }}
-  pollIntervalMs: {{ int .Values.redis.pollIntervalMs }}
-  required: {{ .Values.redis.required }}
+  {{- toYaml (omit .Values.redis "url" "existingSecret" "existingSecretKey") | nindent 2 }}
+{{- end }}
+{{- with .Values.websocket }}
+websocket:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 policies:
   {{- toYaml .Values.policies | nindent 2 }}

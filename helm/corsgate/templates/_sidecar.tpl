@@ -19,9 +19,9 @@ Port names `http` and `admin` must be unique in the pod: name the app's own port
   image: {{ include "corsgate.image" . | quote }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   args: ["start", "--config", "/etc/corsgate/config.yaml"]
-  {{- if or (include "corsgate.redisEnabled" .) .Values.extraEnv }}
+  {{- if or (include "corsgate.redisUrlFromSecret" .) .Values.extraEnv }}
   env:
-    {{- if include "corsgate.redisEnabled" . }}
+    {{- if include "corsgate.redisUrlFromSecret" . }}
     - name: CORSGATE_REDIS_URL
       valueFrom:
         secretKeyRef:

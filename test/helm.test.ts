@@ -1,0 +1,330 @@
+// Checks the Helm chart (helm/corsgate) offline: `helm lint --strict` and `helm template`
+// over the values files in test/fixtures/helm, then assertions on the rendered objects,
+// and the rendered corsgate config through `corsgate validate`.
+// helm comes from .ci/install-helm.sh. Without it the file is skipped and says so, unless
+// CORSGATE_REQUIRE_HELM=1 (as in CI), which makes its absence a failure.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { accessSync, constants, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir, homedir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parse, parseAllDocuments } from 'yaml'
+import type { z } from 'zod'
+import { configSchema, policySchema, routeSchema } from '../src/config/schema.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const chart = join(root, 'helm', 'corsgate')
+const fixtures = join(root, 'test', 'fixtures', 'helm')
+// Rendering for a fixed Kubernetes version keeps the output independent of how helm was built.
+const KUBE_VERSION = '1.31.0'
+
+function findHelm (): string | null {
+  const candidates = [
+    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'helm')),
+    join(homedir(), 'go', 'bin', 'helm'),
+    '/root/go/bin/helm'
+  ]
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {}
+  }
+  return null
+}
+
+const helm = findHelm()
+if (helm === null) {
+  const message = 'helm not installed (looked on PATH, in ~/go/bin and /root/go/bin); run `bash .ci/install-helm.sh`'
+  if (process.env.CORSGATE_REQUIRE_HELM === '1') {
+    t.fail(`${message}, and CORSGATE_REQUIRE_HELM=1 requires it`)
+  } else {
+    t.plan(0, message)
+  }
+} else {
+  chartChecks(helm)
+}
+
+// Kubernetes objects are plain data here; these are the few shapes the assertions read.
+interface K8sObject { apiVersion: string, kind: string, metadata: { name: string, labels?: Record<string, string>, annotations?: Record<string, string> }, spec?: any, data?: Record<string, string> }
+interface Rendered { status: number, stderr: string, objects: K8sObject[] }
+
+function chartChecks (helm: string): void {
+  const run = (args: string[]): { status: number, stdout: string, stderr: string } => {
+    const result = spawnSync(helm, args, { cwd: root, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+    if (result.error !== undefined) throw result.error
+    return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr }
+  }
+  const render = (args: string[], chartDir = chart): Rendered => {
+    const { status, stdout, stderr } = run(['template', 'rel', chartDir, '--namespace', 'web', '--kube-version', KUBE_VERSION, ...args])
+    const objects = status === 0
+      ? parseAllDocuments(stdout).map((doc) => doc.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null)
+      : []
+    return { status, stderr, objects }
+  }
+  const valuesFile = (name: string): string[] => ['-f', join(fixtures, name)]
+  const find = (objects: K8sObject[], kind: string, name?: string): K8sObject | undefined =>
+    objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name))
+  const container = (objects: K8sObject[]): any =>
+    find(objects, 'Deployment')?.spec.template.spec.containers.find((c: any) => c.name === 'corsgate')
+  const configOf = (objects: K8sObject[]): any => parse(find(objects, 'ConfigMap')?.data?.['config.yaml'] ?? '')
+  const checksumOf = (objects: K8sObject[]): string | undefined =>
+    find(objects, 'Deployment')?.spec.template.metadata.annotations?.['checksum/config']
+  const appVersion = String((parse(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion)
+
+  const edgeFixtures: Array<[string, string[]]> = [
+    ['chart defaults', []],
+    ['edge.yaml', valuesFile('edge.yaml')],
+    ['redis-existing-secret.yaml', valuesFile('redis-existing-secret.yaml')],
+    ['autoscaling.yaml', valuesFile('autoscaling.yaml')]
+  ]
+  const allFixtures: Array<[string, string[]]> = [...edgeFixtures, ['sidecar.yaml', valuesFile('sidecar.yaml')]]
+
+  t.test('the values schema knows every setting of corsgate\'s config schema', async (t) => {
+    // The chart's schema refuses unknown keys, so a setting added to src/config/schema.ts
+    // must be added to helm/corsgate/values.schema.json (and values.yaml) too.
+    const keysOf = (schema: z.ZodType): string[] => {
+      let inner: any = schema
+      while (inner?._zod?.def?.innerType !== undefined) inner = inner._zod.def.innerType
+      return Object.keys(inner.shape ?? {}).sort()
+    }
+    const values = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8'))
+    const props = (node: any): string[] => Object.keys(node?.properties ?? {}).sort()
+    const shape = configSchema.shape
+    const cases: Array<[string, string[], string[]]> = [
+      ['policies.*', props(values.definitions.policy), keysOf(policySchema)],
+      ['routes[]', props(values.definitions.route), keysOf(routeSchema)],
+      // host and port come from containerPorts; the URL from a Secret.
+      ['server', props(values.properties.server), keysOf(shape.server).filter((k) => k !== 'host' && k !== 'port')],
+      ['redis', props(values.properties.redis).filter((k) => k !== 'existingSecret' && k !== 'existingSecretKey'), keysOf(shape.redis)],
+      ['websocket', props(values.properties.websocket), keysOf(shape.websocket)],
+      ['log', props(values.properties.log), keysOf(shape.log)]
+    ]
+    for (const [section, chartKeys, configKeys] of cases) {
+      t.same(chartKeys, configKeys, `${section}: values.schema.json has the settings of src/config/schema.ts`)
+    }
+    t.same(keysOf(shape.admin), ['host', 'port'], 'admin: the chart sets host and port itself')
+    const rendered = ['server', 'admin', 'log', 'redis', 'websocket', 'policies', 'routes']
+    t.same(Object.keys(shape).filter((k) => !rendered.includes(k)), [], 'every top-level config section is rendered by the chart')
+  })
+
+  t.test('helm lint --strict passes for the defaults and every fixture', async (t) => {
+    for (const [name, args] of allFixtures) {
+      const { status, stdout, stderr } = run(['lint', '--strict', chart, '--kube-version', KUBE_VERSION, ...args])
+      t.equal(status, 0, `${name}: ${status === 0 ? 'lint clean' : stdout + stderr}`)
+    }
+  })
+
+  t.test('the corsgate container: image, probes, ports, security, drain', async (t) => {
+    for (const [name, args] of edgeFixtures) {
+      const rendered = render(args)
+      t.equal(rendered.status, 0, `${name} renders ${rendered.stderr}`)
+      const c = container(rendered.objects)
+      t.ok(c, `${name}: a corsgate container`)
+      if (c === undefined) continue
+      t.equal(c.image, `ghcr.io/corsgate/corsgate:${appVersion}`, `${name}: image tag defaults to appVersion`)
+      t.notMatch(c.image, /:latest$/i, `${name}: never latest`)
+      const ports = Object.fromEntries(c.ports.map((p: any) => [p.name, p.containerPort]))
+      t.same(ports, { http: 8080, admin: 9090 }, `${name}: named ports http and admin`)
+      t.same(c.livenessProbe.httpGet, { path: '/healthz', port: 'admin' }, `${name}: liveness GET /healthz on admin`)
+      t.same(c.readinessProbe.httpGet, { path: '/readyz', port: 'admin' }, `${name}: readiness GET /readyz on admin`)
+      t.same(c.startupProbe.httpGet, { path: '/healthz', port: 'admin' }, `${name}: startup GET /healthz on admin`)
+      t.match(c.securityContext, {
+        runAsNonRoot: true,
+        runAsUser: 1000,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' }
+      }, `${name}: restrictive securityContext`)
+      t.same(c.args, ['start', '--config', '/etc/corsgate/config.yaml'], `${name}: starts on the mounted config`)
+      t.ok(c.volumeMounts.some((m: any) => m.name === 'corsgate-config' && m.mountPath === '/etc/corsgate' && m.readOnly === true), `${name}: config mounted read-only`)
+      t.same(c.lifecycle?.preStop?.exec?.command, ['sleep', '5'], `${name}: preStop sleep`)
+      const pod = find(rendered.objects, 'Deployment')?.spec.template.spec
+      const config = configOf(rendered.objects)
+      const drainSeconds = 5 + (config.server.shutdownGraceMs ?? 10_000) / 1000
+      t.ok(pod.terminationGracePeriodSeconds > drainSeconds, `${name}: terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} > preStop + drain ${drainSeconds}`)
+      t.match(pod.securityContext, { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } }, `${name}: pod securityContext`)
+      t.equal(pod.automountServiceAccountToken, false, `${name}: no API token in the pod`)
+      t.match(checksumOf(rendered.objects), /^[0-9a-f]{64}$/, `${name}: checksum/config annotation`)
+      t.same(config.admin, { host: '0.0.0.0', port: 9090 }, `${name}: admin listens on 0.0.0.0 for the kubelet`)
+    }
+  })
+
+  t.test('an image digest replaces the tag', async (t) => {
+    const digest = 'sha256:' + 'a'.repeat(64)
+    const c = container(render(['--set', `image.digest=${digest}`]).objects)
+    t.equal(c?.image, `ghcr.io/corsgate/corsgate@${digest}`)
+  })
+
+  t.test('the config checksum follows the config and nothing else', async (t) => {
+    const base = checksumOf(render([]).objects)
+    const otherPolicy = checksumOf(render(['--set', 'policies.default.origins[0]=https://other.example.com']).objects)
+    const otherRoute = checksumOf(render(['--set-json', 'routes=[{"path":"/","upstream":"http://api.web.svc:80"}]']).objects)
+    const otherReplicas = checksumOf(render(['--set', 'replicaCount=5']).objects)
+    t.ok(base !== undefined && otherPolicy !== undefined)
+    t.not(otherPolicy, base, 'changes when a policy changes')
+    t.not(otherRoute, base, 'changes when a route changes')
+    t.equal(otherReplicas, base, 'stays when only the replica count changes')
+  })
+
+  t.test('the Redis URL reaches the pod only through a Secret', async (t) => {
+    const existing = render(valuesFile('redis-existing-secret.yaml'))
+    const env = container(existing.objects)?.env ?? []
+    t.same(env.find((e: any) => e.name === 'CORSGATE_REDIS_URL')?.valueFrom,
+      { secretKeyRef: { name: 'corsgate-redis', key: 'url' } }, 'existingSecret: secretKeyRef to the named Secret and key')
+    t.equal(find(existing.objects, 'Secret'), undefined, 'existingSecret: the chart makes no Secret')
+    t.same(configOf(existing.objects).redis, { keyPrefix: 'cg:', pollIntervalMs: 2000, required: true }, 'the ConfigMap holds the Redis settings but no URL')
+
+    const url = 'redis://:s3cret@redis-master.data.svc:6379/0'
+    const made = render(['--set', `redis.url=${url}`])
+    const secret = find(made.objects, 'Secret')
+    t.equal(secret?.metadata.name, 'rel-corsgate-redis', 'redis.url: the chart makes a Secret')
+    t.equal(Buffer.from(secret?.data?.['redis-url'] ?? '', 'base64').toString(), url, 'holding the URL')
+    t.same(container(made.objects)?.env?.find((e: any) => e.name === 'CORSGATE_REDIS_URL')?.valueFrom,
+      { secretKeyRef: { name: 'rel-corsgate-redis', key: 'redis-url' } }, 'redis.url: secretKeyRef to the chart\'s Secret')
+    t.notMatch(find(made.objects, 'ConfigMap')?.data?.['config.yaml'] ?? '', /s3cret/, 'the password is not in the ConfigMap')
+    t.match(find(made.objects, 'Deployment')?.spec.template.metadata.annotations, { 'checksum/redis-secret': /^[0-9a-f]{64}$/ }, 'a changed URL rolls the pods')
+
+    const none = render([])
+    t.equal(container(none.objects)?.env, undefined, 'no Redis: no CORSGATE_REDIS_URL')
+    t.equal(configOf(none.objects).redis, undefined, 'no Redis: file policies only')
+  })
+
+  t.test('the schema refuses latest, unknown keys and wrong types', async (t) => {
+    const refused: Array<[string, string[]]> = [
+      ['image.tag=latest', ['--set', 'image.tag=latest']],
+      ['image.tag=LATEST', ['--set', 'image.tag=LATEST']],
+      ['an unknown top-level key', ['--set', 'replicas=3']],
+      ['a misspelt policy field', ['--set', 'policies.default.orgins[0]=https://a.example.com']],
+      ['an unknown mode', ['--set', 'mode=gateway']],
+      ['a policy mode outside the enum', ['--set', 'policies.default.mode=audit']],
+      ['a route without upstream', ['--set-json', 'routes=[{"path":"/"}]']],
+      ['a Redis URL that is not redis://', ['--set', 'redis.url=http://redis:6379']]
+    ]
+    for (const [name, args] of refused) {
+      const rendered = render(args)
+      t.not(rendered.status, 0, `${name} is refused`)
+      t.match(rendered.stderr, /schema/, `${name}: by the values schema`)
+    }
+    const undefinedPolicy = render(['--set-json', 'routes=[{"path":"/","upstream":"http://a:80","policy":"nope"}]'])
+    t.not(undefinedPolicy.status, 0, 'a route naming an undefined policy is refused')
+    t.match(undefinedPolicy.stderr, /routes\[0\]\.policy.*"nope"/, 'with a message naming the route')
+    const shortGrace = render(['--set', 'terminationGracePeriodSeconds=5'])
+    t.not(shortGrace.status, 0, 'a grace period shorter than the drain is refused')
+    t.match(shortGrace.stderr, /terminationGracePeriodSeconds/)
+  })
+
+  t.test('PodDisruptionBudget and HorizontalPodAutoscaler', async (t) => {
+    const defaults = render([]).objects
+    t.match(find(defaults, 'PodDisruptionBudget'), { apiVersion: 'policy/v1', spec: { maxUnavailable: 1 } }, 'a PDB by default')
+    t.equal(find(defaults, 'HorizontalPodAutoscaler'), undefined, 'no HPA by default')
+    t.equal(find(defaults, 'Deployment')?.spec.replicas, 2, 'fixed replicas without HPA')
+
+    const scaled = render(valuesFile('autoscaling.yaml')).objects
+    const hpa = find(scaled, 'HorizontalPodAutoscaler')
+    t.match(hpa, {
+      apiVersion: 'autoscaling/v2',
+      spec: { scaleTargetRef: { kind: 'Deployment', name: 'rel-corsgate' }, minReplicas: 3, maxReplicas: 12 }
+    }, 'HPA on the Deployment when enabled')
+    t.same(hpa?.spec.metrics.map((m: any) => [m.resource.name, m.resource.target.averageUtilization]), [['cpu', 60], ['memory', 80]])
+    t.equal(find(scaled, 'Deployment')?.spec.replicas, undefined, 'the HPA owns the replica count')
+    t.match(find(scaled, 'PodDisruptionBudget')?.spec, { minAvailable: 2 }, 'PDB minAvailable from values')
+    t.notOk('maxUnavailable' in (find(scaled, 'PodDisruptionBudget')?.spec ?? {}), 'and not both')
+    const spread = find(scaled, 'Deployment')?.spec.template.spec.topologySpreadConstraints
+    t.same(spread?.[0]?.labelSelector, { matchLabels: { 'app.kubernetes.io/name': 'corsgate', 'app.kubernetes.io/instance': 'rel' } }, 'spread constraints get the pod selector')
+  })
+
+  t.test('admin endpoints stay off the public Service; ServiceMonitor scrapes them', async (t) => {
+    const objects = render(valuesFile('edge.yaml')).objects
+    const pub = find(objects, 'Service', 'rel-corsgate')
+    const admin = find(objects, 'Service', 'rel-corsgate-admin')
+    t.same(pub?.spec.ports.map((p: any) => p.targetPort), ['http'], 'the public Service forwards only to http')
+    t.equal(admin?.spec.type, 'ClusterIP', 'the admin Service is ClusterIP')
+    t.same(admin?.spec.ports.map((p: any) => p.targetPort), ['admin'])
+    const monitor = find(objects, 'ServiceMonitor')
+    t.match(monitor, { apiVersion: 'monitoring.coreos.com/v1', metadata: { labels: { release: 'kube-prometheus-stack' } } })
+    t.match(monitor?.spec.endpoints, [{ port: 'admin', path: '/metrics' }], 'scrapes /metrics on the admin port')
+    const selected = monitor?.spec.selector.matchLabels as Record<string, string>
+    const matches = (svc: K8sObject | undefined): boolean => Object.entries(selected).every(([k, v]) => svc?.metadata.labels?.[k] === v)
+    t.ok(matches(admin), 'selects the admin Service')
+    t.notOk(matches(pub), 'and not the public one')
+    t.equal(find(render([]).objects, 'ServiceMonitor'), undefined, 'off by default')
+
+    const testPod = objects.find((o) => o.kind === 'Pod' && o.metadata.annotations?.['helm.sh/hook'] === 'test')
+    t.ok(testPod, 'a helm test pod')
+    t.match(JSON.stringify(testPod?.spec), /rel-corsgate-admin:9090.*\/healthz/, 'which checks /healthz on the admin Service')
+    t.match(find(objects, 'Deployment')?.spec.template.spec.containers[0].env, [{ name: 'CORSGATE_LOG_LEVEL', value: 'info' }], 'extraEnv reaches the container')
+  })
+
+  t.test('sidecar mode renders only the ConfigMap; another chart includes the container', async (t) => {
+    const own = render(valuesFile('sidecar.yaml'))
+    t.same(own.objects.map((o) => o.kind), ['ConfigMap'], 'the chart alone renders only the ConfigMap')
+
+    // The worked example of docs/DEPLOYING.md: a Laravel chart with corsgate as a dependency.
+    const dir = mkdtempSync(join(tmpdir(), 'corsgate-helm-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const app = join(dir, 'laravel-app')
+    cpSync(join(fixtures, 'laravel-app'), app, { recursive: true })
+    cpSync(chart, join(app, 'charts', 'corsgate'), { recursive: true })
+    const lint = run(['lint', '--strict', app, '--kube-version', KUBE_VERSION])
+    t.equal(lint.status, 0, `the app chart lints clean ${lint.stdout}${lint.stderr}`)
+    const rendered = render([], app)
+    t.equal(rendered.status, 0, `the app chart renders ${rendered.stderr}`)
+    const configMap = find(rendered.objects, 'ConfigMap')
+    const deployment = find(rendered.objects, 'Deployment', 'rel-laravel')
+    const pod = deployment?.spec.template.spec
+    t.same(pod?.containers.map((c: any) => c.name), ['corsgate', 'laravel'], 'corsgate runs beside Laravel')
+    const corsgate = pod?.containers[0]
+    t.same(corsgate?.readinessProbe?.httpGet, { path: '/readyz', port: 'admin' }, 'with its probes')
+    t.match(corsgate?.securityContext, { readOnlyRootFilesystem: true, runAsNonRoot: true })
+    const configVolume = pod?.volumes.find((v: any) => v.name === 'corsgate-config')
+    t.equal(configVolume?.configMap?.name, configMap?.metadata.name, 'mounting the ConfigMap the subchart rendered')
+    t.ok(pod?.volumes.some((v: any) => v.name === 'corsgate-tmp' && v.emptyDir), 'and a writable /tmp')
+    const service = find(rendered.objects, 'Service')
+    const httpPort = corsgate?.ports.find((p: any) => p.name === service?.spec.ports[0].targetPort)
+    t.equal(httpPort?.containerPort, 8080, 'the Service targets corsgate, not Laravel')
+    t.same(parse(configMap?.data?.['config.yaml'] ?? '').routes.map((r: any) => r.upstream), ['http://127.0.0.1:6001', 'http://127.0.0.1:8000'], 'corsgate forwards to the app on loopback')
+    const names = pod?.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name))
+    t.equal(new Set(names).size, names?.length, 'port names are unique in the pod')
+    t.match(deployment?.spec.template.metadata.annotations['checksum/config'], /^[0-9a-f]{64}$/, 'the app pods roll on a config change')
+  })
+
+  t.test('NOTES.txt renders in both modes', async (t) => {
+    // helm renders NOTES.txt only on install, which wants a cluster; render it through
+    // tpl in a copy of the chart instead.
+    const dir = mkdtempSync(join(tmpdir(), 'corsgate-notes-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const copy = join(dir, 'corsgate')
+    cpSync(chart, copy, { recursive: true })
+    cpSync(join(chart, 'templates', 'NOTES.txt'), join(copy, 'notes-source.txt'))
+    writeFileSync(join(copy, 'templates', 'zz-notes.yaml'), 'kind: RenderedNotes\nnotes: {{ tpl (.Files.Get "notes-source.txt") . | toJson }}\n')
+    for (const [name, args] of [...allFixtures, ['redis url', ['--set', 'redis.url=redis://redis:6379']] as [string, string[]]]) {
+      const rendered = render(['--show-only', 'templates/zz-notes.yaml', ...args], copy)
+      t.equal(rendered.status, 0, `${name}: ${rendered.stderr}`)
+      const notes = String((rendered.objects[0] as unknown as { notes: string } | undefined)?.notes ?? '')
+      t.match(notes, /corsgate/, `${name}: notes rendered`)
+      if (args.join(' ').includes('sidecar')) t.match(notes, /corsgate\.sidecarContainer/, `${name}: explains the include`)
+      else t.match(notes, /port-forward svc\/rel-corsgate-admin/, `${name}: explains the admin port-forward`)
+    }
+  })
+
+  t.test('the rendered config passes `corsgate validate`', async (t) => {
+    const cli = join(root, 'src', 'cli.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'corsgate-validate-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const cases: Array<[string, string[]]> = [...allFixtures, ['redis url', ['--set', 'redis.url=redis://redis:6379/0']]]
+    for (const [i, [name, args]] of cases.entries()) {
+      const rendered = render(args)
+      const text = find(rendered.objects, 'ConfigMap')?.data?.['config.yaml']
+      t.ok(text, `${name}: a ConfigMap with config.yaml`)
+      const file = join(dir, `config-${i}.yaml`)
+      writeFileSync(file, text ?? '')
+      const env = { ...process.env }
+      for (const key of Object.keys(env)) if (key.startsWith('CORSGATE_')) delete env[key]
+      const result = spawnSync(process.execPath, ['--import', 'tsx', cli, 'validate', '--config', file], { cwd: root, encoding: 'utf8', env, timeout: 60_000 })
+      t.equal(result.status, 0, `${name}: corsgate validate exits 0 ${result.stdout}${result.stderr}`)
+    }
+  })
+}
