@@ -3,11 +3,13 @@ import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { buildAdmin, type SourceStatus } from './admin/app.js'
 import { GatewayMetrics } from './admin/metrics.js'
-import type { LoadedConfig } from './config/load.js'
+import { ConfigError, type LoadedConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
 import { RouteTable } from './gateway/route-table.js'
 import { PolicyStore } from './sources/policy-store.js'
+import { RedisPolicySource, type RedisSourceState } from './sources/redis.js'
+import { RedisConfigError } from './sources/redis-connection.js'
 
 export interface RunningGateway {
   gateway: FastifyInstance
@@ -52,6 +54,45 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   store.on('entryError', (_e, source) => metrics.skippedEntries.inc({ source }))
 
   const sources: Record<string, SourceStatus> = {}
+  // Live whitelists from Redis: started without awaiting the first load, so the file's
+  // policies are served while Redis is down; no request ever waits for Redis.
+  let redis: RedisPolicySource | undefined
+  if (config.redis !== undefined && (config.redis.url !== undefined || config.redis.sentinels !== undefined)) {
+    let source: RedisPolicySource
+    try {
+      source = new RedisPolicySource({ redis: config.redis, store, logger })
+    } catch (err) {
+      // An unreadable password or CA file is a configuration error (exit 2), named by field.
+      if (err instanceof RedisConfigError) throw new ConfigError(loaded.file, [err.message])
+      throw err
+    }
+    const pollIntervalMs = config.redis.pollIntervalMs
+    const iso = (t: number | undefined): string | null => t === undefined ? null : new Date(t).toISOString()
+    const report = (s: Readonly<RedisSourceState>): void => {
+      metrics.redisConnected.set(s.connected ? 1 : 0)
+      sources.redis = {
+        loaded: s.loaded,
+        detail: {
+          target: source.target,
+          state: s.stale ? 'stale' : 'fresh',
+          connected: s.connected,
+          subscribed: s.subscribed,
+          staleSince: iso(s.staleSince),
+          lastError: s.lastError ?? null,
+          lastLoadAt: iso(s.lastLoadAt),
+          lastChangeAt: iso(s.lastChangeAt),
+          keyspaceEvents: s.keyspaceEvents,
+          pollIntervalMs,
+          entries: s.entries,
+          invalidEntries: s.invalidEntries
+        }
+      }
+    }
+    report(source.state)
+    source.on('state', report)
+    source.on('loadError', () => metrics.reloads.inc({ source: 'redis', result: 'error' }))
+    redis = source
+  }
   const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing })
   const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: () => sources })
 
@@ -62,6 +103,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     await admin.close()
     throw err
   }
+  redis?.start()
   const url = addressOf(gateway)
   const adminUrl = addressOf(admin)
   logger.info({ url, adminUrl, routes: routes.routes.map((r) => `${r.label} → ${r.upstream}`), policies: [...store.snapshot.policies.keys()] }, 'corsgate listening')
@@ -73,6 +115,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
       logger.info('draining')
       await gateway.close()
       await admin.close()
+      await redis?.stop()
       logger.info('stopped')
     })()
     return await closed
