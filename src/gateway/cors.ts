@@ -47,7 +47,7 @@ export interface CorsOptions {
 // Paths the upstream would resolve to somewhere else than the route we judged: dot-segments,
 // encoded dots and slashes, backslashes. Refused rather than normalised, as Envoy's
 // `path_with_escaped_slashes_action: REJECT_REQUEST` does.
-const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i
+export const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i
 
 /** Judges one request: route, policy, decision. Shared by HTTP requests and websocket upgrades. */
 export function judgeRequest (opts: Pick<CorsOptions, 'config' | 'store' | 'routes'>, req: {
@@ -152,6 +152,8 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
   }
 
   const onSend: onSendHookHandler<unknown> = function (request, reply, payload, done) {
+    // While draining, no connection is kept alive past its current response.
+    if (opts.isClosing()) reply.header('connection', 'close')
     const state = request.corsgate
     if (state !== null && state.kind === 'actual' && !(reply.statusCode === 403 && state.decision.reject)) {
       const headers = actualHeaders(state.policy, state.decision)
