@@ -48,7 +48,7 @@ export function parseConfig (text: string, file: string, env: Env = {}): LoadedC
   const envOrigins = applyEnv(raw, env, problems)
 
   const parsed = configSchema.safeParse(raw)
-  if (!parsed.success) throw new ConfigError(file, [...problems, ...parsed.error.issues.map(describeIssue)])
+  if (!parsed.success) throw new ConfigError(file, [...problems, ...parsed.error.issues.map(describeIssue), ...rawPatternProblems(raw)])
   const config = parsed.data
   if (envOrigins.length > 0 && !('default' in config.policies)) problems.push('CORSGATE_ORIGINS: there is no policy named "default" to add the origins to')
 
@@ -64,6 +64,22 @@ export function parseConfig (text: string, file: string, env: Env = {}): LoadedC
   problems.push(...errors.map((e) => `${e.where}: ${e.message}`))
   if (problems.length > 0) throw new ConfigError(file, problems)
   return { config, file, envOrigins, warnings }
+}
+
+// When the schema fails, the origin lists are still checked, so one run lists every error.
+function rawPatternProblems (raw: unknown): string[] {
+  const policies = (raw as { policies?: unknown } | null)?.policies
+  if (policies === null || typeof policies !== 'object') return []
+  const errors: EntryError[] = []
+  for (const [name, policy] of Object.entries(policies as Record<string, unknown>)) {
+    for (const key of ['origins', 'deny'] as const) {
+      const list = (policy as Record<string, unknown> | null)?.[key]
+      if (!Array.isArray(list)) continue
+      const entries = list.flatMap((value: unknown, i) => typeof value === 'string' ? [{ value, source: 'file', where: `policies.${name}.${key}[${i}]` }] : [])
+      parseEntries(entries, errors)
+    }
+  }
+  return errors.map((e) => `${e.where}: ${e.message}`)
 }
 
 function describeIssue (issue: z.core.$ZodIssue): string {
