@@ -20,12 +20,17 @@ export interface TestRedis {
   kill9: () => Promise<void>
   /** Start again, empty, on the same port with the same arguments. */
   restart: () => Promise<void>
+  /** SIGSTOP / SIGCONT: a Redis that accepts connections but answers nothing (slow, hung). */
+  pause: () => void
+  resume: () => void
   close: () => Promise<void>
 }
 
 export interface TestRedisOptions {
   /** Extra server arguments, e.g. `['--notify-keyspace-events', 'KA']`. */
   args?: string[]
+  /** A port chosen by the caller (e.g. one a gateway already points at); default: a free one. */
+  port?: number
 }
 
 export async function freePort (): Promise<number> {
@@ -36,7 +41,7 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-export async function startRedis ({ args = [] }: TestRedisOptions = {}): Promise<TestRedis> {
+export async function startRedis ({ args = [], port: wantedPort }: TestRedisOptions = {}): Promise<TestRedis> {
   const externalUrl = process.env.REDIS_URL
   if (externalUrl !== undefined && externalUrl !== '') {
     const client = new Redis(externalUrl, { maxRetriesPerRequest: 1 })
@@ -48,11 +53,13 @@ export async function startRedis ({ args = [] }: TestRedisOptions = {}): Promise
       client,
       kill9: unsupported,
       restart: unsupported,
+      pause: () => { throw new Error('not possible with REDIS_URL') },
+      resume: () => { throw new Error('not possible with REDIS_URL') },
       close: async () => { client.disconnect() }
     }
   }
 
-  const port = await freePort()
+  const port = wantedPort ?? await freePort()
   let proc: ChildProcess | undefined
   const launch = async (): Promise<void> => {
     const child = spawn(REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -94,6 +101,8 @@ export async function startRedis ({ args = [] }: TestRedisOptions = {}): Promise
       await kill9()
       await launch()
     },
+    pause: () => { proc?.kill('SIGSTOP') },
+    resume: () => { proc?.kill('SIGCONT') },
     close: async () => {
       client.disconnect()
       await kill9()

@@ -1,0 +1,125 @@
+// Redis down, hung, restarted empty, flushed: the last good whitelist keeps being served
+// (never fail open, never drop to empty because of an error), the state says stale since
+// when, and after a reconnect the source resyncs in full and resubscribes.
+import t from 'tap'
+import { startRedis } from '../helpers/redis-server.js'
+import { startUpstream } from '../helpers/upstream.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+
+interface Readyz { status: string, sources: { redis: { state: string, staleSince: string | null, connected: boolean, lastError: string | null } } }
+
+async function readyz (adminUrl: string): Promise<{ status: number, body: Readyz }> {
+  const res = await fetch(`${adminUrl}/readyz`)
+  return { status: res.status, body: await res.json() as Readyz }
+}
+
+async function preflight (url: string, origin: string): Promise<number> {
+  const res = await fetch(`${url}/api`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'PUT' } })
+  await res.arrayBuffer()
+  return res.status
+}
+
+async function metric (adminUrl: string, name: string): Promise<string> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text()
+  return text.split('\n').filter((l) => l.startsWith(name)).join('\n')
+}
+
+t.test('kill -9 mid-run: the last good list is served, /readyz says stale since when; restart empty, refill, edits propagate again', async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  if (redis.external) return t.skip('needs a redis-server it can kill (REDIS_URL is set)')
+  const upstream = await startUpstream()
+  t.teardown(upstream.close)
+  const prefix = uniquePrefix()
+  const redisOrigin = 'https://live.example.org'
+  await redis.client.sadd(`${prefix}policy:default:origins`, redisOrigin)
+  // A file origin denied from Redis: if an outage dropped the Redis list, it would open up.
+  await redis.client.sadd(`${prefix}policy:default:deny`, 'https://app.example.com')
+  const gw = await startRedisGateway(redis, { routes: [{ path: '/', upstream: upstream.url }], redisOptions: { keyPrefix: prefix, pollIntervalMs: 200, reconnectMaxDelayMs: 200 } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+  t.equal(await preflight(gw.url, redisOrigin), 204)
+  t.equal(await preflight(gw.url, 'https://app.example.com'), 403)
+
+  const killedAt = Date.now()
+  await redis.kill9()
+  await waitFor(async () => (await readyz(gw.adminUrl)).body.sources.redis.state === 'stale', 3000, 'the source to be stale')
+  const r = await readyz(gw.adminUrl)
+  t.equal(r.status, 200, 'still ready: Redis is not required')
+  t.equal(r.body.sources.redis.connected, false)
+  t.ok(r.body.sources.redis.staleSince !== null && Date.parse(r.body.sources.redis.staleSince) >= killedAt - 5, `stale since ${r.body.sources.redis.staleSince}`)
+  t.match(await metric(gw.adminUrl, 'corsgate_redis_connected'), /corsgate_redis_connected 0/)
+
+  // Several poll intervals pass while Redis is down; requests are still answered from the last good list.
+  const down = Date.now()
+  const seen = { allowed: 0, denied: 0, forwarded: 0, rounds: 0 }
+  while (Date.now() - down < 700) {
+    seen.rounds++
+    if (await preflight(gw.url, redisOrigin) === 204) seen.allowed++
+    if (await preflight(gw.url, 'https://app.example.com') === 403) seen.denied++
+    const res = await fetch(`${gw.url}/api/data`, { headers: { origin: redisOrigin } })
+    if (res.status === 200 && res.headers.get('access-control-allow-origin') === redisOrigin) seen.forwarded++
+    await res.arrayBuffer()
+  }
+  t.equal(seen.allowed, seen.rounds, 'an allowed Redis origin stays allowed')
+  t.equal(seen.denied, seen.rounds, 'a denied origin stays denied (never fail open)')
+  t.equal(seen.forwarded, seen.rounds, `actual requests are forwarded without waiting for Redis (${seen.rounds} rounds)`)
+
+  await redis.restart()
+  // Restarted empty: the resync after reconnecting is a real change (Redis entries gone, file origins back).
+  await waitForVerdict(gw, redisOrigin, false, 5000)
+  await waitForVerdict(gw, 'https://app.example.com', true, 5000)
+  await waitFor(async () => (await readyz(gw.adminUrl)).body.sources.redis.state === 'fresh', 3000, 'the source to be fresh')
+  t.match(await metric(gw.adminUrl, 'corsgate_redis_connected'), /corsgate_redis_connected 1/)
+  await waitForRedisLoaded(gw)
+
+  // Refilled, and announced on the channel: the subscription was made again after the restart.
+  await redis.client.sadd(`${prefix}policy:default:origins`, 'https://refill.example.org')
+  await redis.client.publish(`${prefix}reload`, 'default')
+  await waitForVerdict(gw, 'https://refill.example.org', true, 2000)
+  t.pass('an edit after the restart propagates')
+})
+
+t.test('a hung Redis: reads time out, the last good list stays, reload errors are counted', async (t) => {
+  const redis = await startRedis()
+  t.teardown(async () => { redis.resume(); await redis.close() })
+  if (redis.external) return t.skip('needs a redis-server it can pause (REDIS_URL is set)')
+  const prefix = uniquePrefix()
+  await redis.client.sadd(`${prefix}policy:default:origins`, 'https://live.example.org')
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, pollIntervalMs: 150, commandTimeoutMs: 200 } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+
+  redis.pause()
+  await waitFor(async () => /result="error"/.test(await metric(gw.adminUrl, 'corsgate_policy_reloads_total')), 3000, 'a reload error')
+  const r = await readyz(gw.adminUrl)
+  t.equal(r.body.sources.redis.state, 'stale')
+  t.match(r.body.sources.redis.lastError, /timed out/i)
+  t.equal((await explainOrigin(gw, 'https://live.example.org')).allowed, true, 'the last good list is in force')
+  const start = performance.now()
+  t.equal(await preflight(gw.url, 'https://live.example.org'), 204)
+  t.ok(performance.now() - start < 100, 'requests do not wait for Redis')
+
+  redis.resume()
+  await waitFor(async () => (await readyz(gw.adminUrl)).body.sources.redis.state === 'fresh', 3000, 'the source to be fresh again')
+  t.pass('fresh again once Redis answers')
+})
+
+t.test('FLUSHALL is a real change: Redis entries go, file origins remain', async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  if (redis.external) return t.skip('will not FLUSHALL a server it did not start')
+  const prefix = uniquePrefix()
+  await redis.client.sadd(`${prefix}policy:default:origins`, 'https://live.example.org')
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+  t.equal((await explainOrigin(gw, 'https://live.example.org')).allowed, true)
+
+  await redis.client.flushall()
+  await redis.client.publish(`${prefix}reload`, '*')
+  await waitForVerdict(gw, 'https://live.example.org', false, 2000)
+  t.equal((await explainOrigin(gw, 'https://app.example.com')).allowed, true, 'the file origin remains')
+  const policies = await (await fetch(`${gw.adminUrl}/policies`)).json() as { sources: { redis: { state: string } } }
+  t.equal(policies.sources.redis.state, 'fresh', 'an empty read is not an error')
+})

@@ -1,0 +1,43 @@
+// Polling alone, the safety net: no keyspace notifications, no publish.
+import t from 'tap'
+import { startRedis } from '../helpers/redis-server.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+
+t.test('SADD, SREM and deny take effect by polling alone', async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const prefix = uniquePrefix()
+  const pollIntervalMs = 200
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, pollIntervalMs } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+
+  const origin = 'https://poll.example.org'
+  await redis.client.sadd(`${prefix}policy:default:origins`, origin)
+  const took = await waitForVerdict(gw, origin, true, pollIntervalMs + 1000)
+  t.ok(took <= pollIntervalMs + 1000, `in force after ${Math.round(took)} ms (within pollIntervalMs + 1 s)`)
+
+  await redis.client.sadd(`${prefix}policy:default:deny`, 'https://app.example.com')
+  await waitForVerdict(gw, 'https://app.example.com', false, pollIntervalMs + 1000)
+  t.equal((await explainOrigin(gw, 'https://app.example.com')).reason, 'denylisted')
+
+  await redis.client.srem(`${prefix}policy:default:origins`, origin)
+  await waitForVerdict(gw, origin, false, pollIntervalMs + 1000)
+  t.pass('SREM in force')
+})
+
+t.test('an unchanged whitelist is not recompiled on every poll', async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const prefix = uniquePrefix()
+  await redis.client.sadd(`${prefix}policy:default:origins`, 'https://steady.example.org')
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, pollIntervalMs: 100 } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+  const version = gw.store.snapshot.version
+  // Five more reads, counted by the server itself (each read is one MULTI/EXEC).
+  const execs = async (): Promise<number> => Number(/cmdstat_exec:calls=(\d+)/.exec(await redis.client.info('commandstats'))?.[1] ?? 0)
+  const start = await execs()
+  await waitFor(async () => (await execs()) >= start + 5, 3000, 'five polls')
+  t.equal(gw.store.snapshot.version, version, 'no swap while nothing changed')
+})

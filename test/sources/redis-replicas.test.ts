@@ -1,0 +1,26 @@
+// Three gateways on one Redis converge after an edit (the reload channel reaches them all).
+import t from 'tap'
+import { startRedis } from '../helpers/redis-server.js'
+import { startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+
+t.test('three gateways on one Redis converge after an edit', async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const prefix = uniquePrefix()
+  const gateways = await Promise.all([1, 2, 3].map(async () => await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix } })))
+  for (const gw of gateways) t.teardown(gw.close)
+  await Promise.all(gateways.map(async (gw) => await waitForRedisLoaded(gw)))
+
+  const origin = 'https://replica.example.org'
+  await redis.client.sadd(`${prefix}policy:default:origins`, origin)
+  await redis.client.publish(`${prefix}reload`, 'default')
+  const took = await Promise.all(gateways.map(async (gw) => await waitForVerdict(gw, origin, true, 1000)))
+  t.ok(Math.max(...took) < 1000, `all three allow it within ${Math.round(Math.max(...took))} ms`)
+
+  await redis.client.sadd(`${prefix}policy:default:deny`, origin)
+  await redis.client.publish(`${prefix}reload`, 'default')
+  await Promise.all(gateways.map(async (gw) => await waitForVerdict(gw, origin, false, 1000)))
+  t.pass('all three deny it after the deny edit')
+  const versions = gateways.map((gw) => gw.store.liveEntries?.get('default')?.deny.map((e) => e.value))
+  t.same(versions, [[origin], [origin], [origin]], 'the same live entries everywhere')
+})
