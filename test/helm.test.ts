@@ -84,14 +84,14 @@ function chartChecks (helm: string): void {
   t.test('the values schema knows every setting of corsgate\'s config schema', async (t) => {
     // The chart's schema refuses unknown keys, so a setting added to src/config/schema.ts
     // must be added to helm/corsgate/values.schema.json (and values.yaml) too.
-    const keysOf = (schema: z.ZodType): string[] => {
+    const keysOf = (schema: z.ZodType | undefined): string[] => {
       let inner: any = schema
       while (inner?._zod?.def?.innerType !== undefined) inner = inner._zod.def.innerType
       return Object.keys(inner.shape ?? {}).sort()
     }
     const values = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8'))
     const props = (node: any): string[] => Object.keys(node?.properties ?? {}).sort()
-    const shape = configSchema.shape
+    const shape: Record<string, z.ZodType | undefined> = configSchema.shape
     const cases: Array<[string, string[], string[]]> = [
       ['policies.*', props(values.definitions.policy), keysOf(policySchema)],
       ['routes[]', props(values.definitions.route), keysOf(routeSchema)],
