@@ -6,18 +6,18 @@ import { OriginPatternError, parseOriginPattern, parseSerializedOrigin } from '.
 type Asserts = Pick<typeof t, 'ok' | 'equal' | 'match'>
 
 /** Asserts `input` is rejected with an `OriginPatternError` naming it and matching `reason`. */
-function rejects (t: Asserts, input: string, reason: RegExp): void {
+function rejects (t: Asserts, input: string, reason: RegExp, extra: { todo?: string } = {}): void {
   let caught: unknown
   try {
     parseOriginPattern(input)
   } catch (err) {
     caught = err
   }
-  t.ok(caught instanceof OriginPatternError, `${JSON.stringify(input)} is rejected`)
+  t.ok(caught instanceof OriginPatternError, `${JSON.stringify(input)} is rejected`, extra)
   if (!(caught instanceof OriginPatternError)) return
-  t.equal(caught.pattern, input, 'the error carries the entry')
-  t.ok(caught.message.includes(JSON.stringify(input)), `the message names ${JSON.stringify(input)}: ${caught.message}`)
-  t.match(caught.message, reason)
+  t.equal(caught.pattern, input, 'the error carries the entry', extra)
+  t.ok(caught.message.includes(JSON.stringify(input)), `the message names ${JSON.stringify(input)}: ${caught.message}`, extra)
+  t.match(caught.message, reason, extra)
 }
 
 t.test('the special patterns', async (t) => {
@@ -112,11 +112,10 @@ t.test('regex rejections', async (t) => {
   rejects(t, `re:${'a'.repeat(600)}`, /longer than 512/)
 })
 
-t.test('an alternation that can backtrack exponentially is rejected', {
-  todo: 'bug: safe-regex2 only measures star height; re:^https://(a|aa)+\\.example\\.com$ passes and matching "https://" + "a"×40 + ".example.org" takes seconds'
-}, async (t) => {
-  // Not timed here on purpose: a todo test still runs, and the match would stall the suite.
-  t.throws(() => parseOriginPattern('re:^https://(a|aa)+\\.example\\.com$'), OriginPatternError)
+// Not timed here on purpose: the match would stall the suite for seconds.
+const REDOS_TODO = { todo: 'bug: safe-regex2 only measures star height; re:^https://(a|aa)+\\.example\\.com$ passes and matching "https://" + "a"×40 + ".example.org" takes seconds' }
+t.test('an alternation that can backtrack exponentially is rejected', async (t) => {
+  rejects(t, 're:^https://(a|aa)+\\.example\\.com$', /backtrack/, REDOS_TODO)
 })
 
 t.test('paths, queries, fragments', async (t) => {
@@ -190,14 +189,13 @@ t.test('ports and hosts', async (t) => {
   rejects(t, '', /not an origin/)
 })
 
-t.test('a backslash in the host is rejected, never cut off', {
-  todo: 'bug: normaliseHost feeds the host to domainToASCII, which (WHATWG, special scheme) ends the host at "\\": "https://app\\.example\\.com" silently becomes the exact origin "https://app", "https://evil.com\\.app.example.com" becomes "https://evil.com"'
-}, async (t) => {
+const BACKSLASH_TODO = { todo: 'bug: normaliseHost feeds the host to domainToASCII, which (WHATWG, special scheme) ends the host at "\\": "https://app\\.example\\.com" silently becomes the exact origin "https://app", "https://evil.com\\.app.example.com" becomes "https://evil.com"' }
+t.test('a backslash in the host is rejected, never cut off', async (t) => {
   // A regex-style escaped pattern is a common slip; it must fail loudly, not turn into another origin.
-  rejects(t, 'https://app\\.example\\.com', /invalid host/)
-  rejects(t, 'https://evil.com\\.app.example.com', /invalid host/)
-  rejects(t, 'https://app.example.com\\evil', /invalid host|path/)
-  rejects(t, 'https://*.example.com\\evil', /invalid host|path/)
+  rejects(t, 'https://app\\.example\\.com', /invalid host/, BACKSLASH_TODO)
+  rejects(t, 'https://evil.com\\.app.example.com', /invalid host/, BACKSLASH_TODO)
+  rejects(t, 'https://app.example.com\\evil', /invalid host|path/, BACKSLASH_TODO)
+  rejects(t, 'https://*.example.com\\evil', /invalid host|path/, BACKSLASH_TODO)
 })
 
 t.test('the message is the entry, then the reason', async (t) => {
