@@ -10,6 +10,7 @@ export const PASSWORD_ENV = 'CORSGATE_REDIS_PASSWORD'
 
 export class RedisConfigError extends Error {
   readonly code = 'CORSGATE_REDIS_CONFIG'
+  override name = 'RedisConfigError'
 }
 
 export interface RedisConnectionSettings {

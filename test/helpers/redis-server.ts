@@ -3,6 +3,9 @@
 // with SIGKILL and restarted empty on the same port. With REDIS_URL set, that server is
 // used instead and `kill9`/`restart` are unavailable (`external` is true).
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
@@ -31,6 +34,10 @@ export interface TestRedisOptions {
   args?: string[]
   /** A port chosen by the caller (e.g. one a gateway already points at); default: a free one. */
   port?: number
+  /** Serve TLS only (rediss://) with this certificate, key and CA. */
+  tls?: { certFile: string, keyFile: string, caFile: string }
+  /** `requirepass` for the default user. */
+  password?: string
 }
 
 export async function freePort (): Promise<number> {
@@ -41,7 +48,7 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-export async function startRedis ({ args = [], port: wantedPort }: TestRedisOptions = {}): Promise<TestRedis> {
+export async function startRedis ({ args = [], port: wantedPort, tls, password }: TestRedisOptions = {}): Promise<TestRedis> {
   const externalUrl = process.env.REDIS_URL
   if (externalUrl !== undefined && externalUrl !== '') {
     const client = new Redis(externalUrl, { maxRetriesPerRequest: 1 })
@@ -62,7 +69,11 @@ export async function startRedis ({ args = [], port: wantedPort }: TestRedisOpti
   const port = wantedPort ?? await freePort()
   let proc: ChildProcess | undefined
   const launch = async (): Promise<void> => {
-    const child = spawn(REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const listen = tls === undefined
+      ? ['--port', String(port)]
+      : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no']
+    const auth = password === undefined ? [] : ['--requirepass', password]
+    const child = spawn(REDIS_SERVER_BIN, [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...auth, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     proc = child
     await new Promise<void>((resolve, reject) => {
       let out = ''
@@ -81,7 +92,14 @@ export async function startRedis ({ args = [], port: wantedPort }: TestRedisOpti
     })
   }
   await launch()
-  const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 50 })
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    password,
+    ...(tls === undefined ? {} : { tls: { ca: readFileSync(tls.caFile) } }),
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => 50
+  })
   client.on('error', () => { /* reconnects by itself; tests see command errors */ })
 
   const kill9 = async (): Promise<void> => {
@@ -92,7 +110,7 @@ export async function startRedis ({ args = [], port: wantedPort }: TestRedisOpti
     await gone
   }
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     port,
     external: false,
     client,
@@ -106,6 +124,44 @@ export async function startRedis ({ args = [], port: wantedPort }: TestRedisOpti
     close: async () => {
       client.disconnect()
       await kill9()
+    }
+  }
+}
+
+export interface TestSentinel {
+  port: number
+  close: () => Promise<void>
+}
+
+/** A real Sentinel (`redis-server --sentinel`) monitoring `masterPort` as `name`; ready at "+monitor". */
+export async function startSentinel (masterPort: number, name: string): Promise<TestSentinel> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'corsgate-sentinel-'))
+  const conf = join(dir, 'sentinel.conf')
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor ${name} 127.0.0.1 ${masterPort} 1\n`)
+  const child = spawn(REDIS_SERVER_BIN, [conf, '--sentinel'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  await new Promise<void>((resolve, reject) => {
+    let out = ''
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString()
+      if (out.includes('+monitor master')) {
+        child.stdout?.off('data', onData)
+        child.stdout?.resume()
+        resolve()
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.once('error', reject)
+    child.once('exit', (code) => reject(new Error(`sentinel exited with ${String(code)}:\n${out}`)))
+  })
+  return {
+    port,
+    close: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      child.kill('SIGKILL')
+      await gone
+      rmSync(dir, { recursive: true, force: true })
     }
   }
 }
