@@ -29,14 +29,34 @@ export const policySchema = z.strictObject({
   stripUpstreamCors: z.boolean().default(true)
 })
 
+const upstreamUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+
 export const routeSchema = z.strictObject({
   path: z.string().startsWith('/', 'must start with "/"'),
   host: z.string().min(1).optional(),
-  upstream: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+  // Exactly one of `upstream` and `upstreams` (checked below, naming the route).
+  upstream: upstreamUrl.optional(),
+  // Several upstreams: requests spread round robin, Socket.IO sessions sticky (docs/WEBSOCKETS.md).
+  upstreams: z.array(upstreamUrl).min(1).optional(),
   websocket: z.boolean().default(false),
   policy: z.string().default('default'),
   // Upstream timeouts; an upstream that sends no response headers in time gets 504.
-  timeoutMs: ms.default(30_000)
+  timeoutMs: ms.default(30_000),
+  // An upstream that refuses a connection leaves the rotation for this long, then is tried again
+  // (passive health, like Envoy's outlier detection `base_ejection_time`).
+  ejectionMs: ms.default(10_000)
+})
+
+export const websocketSchema = z.strictObject({
+  // A tunnel with no traffic either way for this long is closed with 1001; 0 disables.
+  // Socket.IO pings every 25 s, so its sessions never reach the default.
+  idleTimeoutMs: ms.default(300_000),
+  // Largest message (all fragments, as sent on the wire) either side may send; a larger one
+  // closes the websocket with 1009. ws' own default of 100 MiB is far too large for a gateway.
+  maxMessageBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  // On shutdown: how long a frame in flight may take to finish before the close frame (1001)
+  // is written, and how long the peers get to answer it before the sockets are destroyed.
+  closeGraceMs: ms.default(2_000)
 })
 
 export const configSchema = z.strictObject({
@@ -85,8 +105,14 @@ export const configSchema = z.strictObject({
     .optional(),
   policies: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'policy names use letters, digits, "_", "-", "."'), policySchema)
     .refine((p) => Object.keys(p).length > 0, 'at least one policy is required'),
+  websocket: websocketSchema.prefault({}),
   routes: z.array(routeSchema).min(1, 'at least one route is required')
 }).superRefine((config, ctx) => {
+  config.routes.forEach((route, i) => {
+    if ((route.upstream === undefined) === (route.upstreams === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['routes', i], message: `route ${route.host ?? ''}${route.path} needs exactly one of "upstream" and "upstreams"` })
+    }
+  })
   config.routes.forEach((route, i) => {
     if (!(route.policy in config.policies)) {
       ctx.addIssue({ code: 'custom', path: ['routes', i, 'policy'], message: `names policy "${route.policy}", which is not defined under policies` })
@@ -103,4 +129,5 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>
 export type PolicyConfig = z.infer<typeof policySchema>
 export type RouteConfig = z.infer<typeof routeSchema>
+export type WebsocketConfig = z.infer<typeof websocketSchema>
 export type RedisConfig = NonNullable<Config['redis']>

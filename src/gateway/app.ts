@@ -9,6 +9,7 @@ import { cors } from './cors.js'
 import { errorBody, NoRouteError } from './errors.js'
 import { proxy } from './proxy.js'
 import type { RouteTable } from './route-table.js'
+import { upgrade } from './upgrade.js'
 
 export interface GatewayOptions {
   config: Config
@@ -51,5 +52,6 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
 
   await app.register(cors, opts)
   await app.register(proxy, opts)
+  await app.register(upgrade, opts)
   return app
 }

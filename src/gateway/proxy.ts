@@ -3,7 +3,7 @@
 // judged is always the route that is forwarded to.
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import { Transform, type TransformCallback } from 'node:stream'
+import { pipeline, Transform, type TransformCallback } from 'node:stream'
 import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -12,6 +12,7 @@ import { Agent } from 'undici'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { cookieValue, engineSid, isEngineHandshake, isRefusal, SidSniffer, STICKY_COOKIE, stickyCookie } from './upstream-pool.js'
 
 export interface ProxyOptions {
   config: Config
@@ -20,7 +21,17 @@ export interface ProxyOptions {
 }
 
 const kBodyTooLarge = Symbol('corsgate.bodyTooLarge')
-type LimitedRequest = IncomingMessage & { [kBodyTooLarge]?: boolean }
+const kUpstream = Symbol('corsgate.upstream')
+type LimitedRequest = IncomingMessage & { [kBodyTooLarge]?: boolean, [kUpstream]?: number }
+
+/** Chooses among the route's upstreams (src/gateway/upstream-pool.ts) and remembers the choice. */
+function pickUpstream (request: FastifyRequest): string {
+  const route = request.corsgate!.route!
+  const raw = request.raw as LimitedRequest
+  const i = route.pool.balanced ? route.pool.pick(engineSid(raw.url!), cookieValue(raw.headers.cookie, STICKY_COOKIE)) : 0
+  raw[kUpstream] = i
+  return route.upstreams[i]!
+}
 
 /** The undici agent shared by every route: keep-alive pool, TLS always verified. */
 export function createUpstreamAgent (config: Config): Agent {
@@ -61,7 +72,7 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
     undici: agent,
     disableRequestLogging: true,
     replyOptions: {
-      getUpstream: (request: FastifyRequest) => request.corsgate!.route!.upstream,
+      getUpstream: pickUpstream,
       // Laravel's maintenance mode answers 503: pass it through once, never retry.
       retryDelay: () => null,
       rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),
@@ -74,12 +85,30 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
         }
         const timeout = error.statusCode === 504
         metrics.upstreamErrors.inc({ route, kind: timeout ? 'timeout' : 'unavailable' })
-        logger.warn({ reqId: reply.request.id, route, upstream: reply.request.corsgate?.route?.upstream, error: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream error')
+        const picked = (reply.request.raw as LimitedRequest)[kUpstream] ?? 0
+        // A refused connection takes the upstream out of rotation (passive health).
+        if (isRefusal(error.cause)) reply.request.corsgate?.route?.pool.eject(picked)
+        logger.warn({ reqId: reply.request.id, route, upstream: reply.request.corsgate?.route?.upstreams[picked], error: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream error')
         reply.send(timeout ? new UpstreamTimeoutError() : new UpstreamUnavailableError())
       }
     },
     // The route's timeout applies to the response headers and to each gap between body chunks.
-    handler: (request, reply, dest, options) => reply.from(dest, { ...options, timeout: request.corsgate!.route!.timeoutMs })
+    handler: (request, reply, dest, options) => {
+      const route = request.corsgate!.route!
+      // Socket.IO stickiness: the handshake response names the session; remember its upstream.
+      if (!route.pool.balanced || !isEngineHandshake(request.raw.url!)) return reply.from(dest, { ...options, timeout: route.timeoutMs })
+      const picked = (request.raw as LimitedRequest)[kUpstream] ?? 0
+      return reply.from(dest, {
+        ...options,
+        timeout: route.timeoutMs,
+        onResponse: (req: FastifyRequest, res: FastifyReply, upstream: { stream: NodeJS.ReadableStream }) => {
+          const i = (req.raw as LimitedRequest)[kUpstream] ?? picked
+          res.header('set-cookie', appendCookie(res.getHeader('set-cookie'), stickyCookie(route.pool.keys[i]!, route.path, isSecure(req, trustProxy))))
+          const sniffer = new SidSniffer((sid) => route.pool.learn(sid, i))
+          res.send(pipeline(upstream.stream, sniffer, () => {}))
+        }
+      } as Parameters<FastifyReply['from']>[1])
+    }
   } as Parameters<typeof httpProxy>[1])
 }
 
@@ -97,6 +126,16 @@ function forwardedHeaders (request: FastifyRequest, headers: IncomingHttpHeaders
     if (host !== undefined) headers['x-forwarded-host'] = host
   }
   return headers
+}
+
+function isSecure (request: FastifyRequest, trustProxy: boolean): boolean {
+  if ((request.raw.socket as { encrypted?: boolean }).encrypted === true) return true
+  return trustProxy && String(request.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim() === 'https'
+}
+
+function appendCookie (prior: string | number | string[] | undefined, cookie: string): string[] {
+  if (prior === undefined) return [cookie]
+  return Array.isArray(prior) ? [...prior, cookie] : [String(prior), cookie]
 }
 
 function stripUpstreamCors (headers: IncomingHttpHeaders, request: FastifyRequest): IncomingHttpHeaders {

@@ -2,12 +2,17 @@
 // host, falling back to routes without a host. One table decides for the proxy, websocket
 // upgrades, `/explain` and `corsgate check`, so they can never disagree.
 import type { RouteConfig } from '../config/schema.js'
+import { UpstreamPool } from './upstream-pool.js'
 
 export interface Route {
   readonly index: number
   readonly path: string
   readonly host: string | undefined
+  /** The first (or only) upstream: what logs, `/explain` and `/policies` show. */
   readonly upstream: string
+  /** Every upstream (`upstream` alone is a list of one), chosen per request by `pool`. */
+  readonly upstreams: readonly string[]
+  readonly pool: UpstreamPool
   readonly websocket: boolean
   readonly policy: string
   readonly timeoutMs: number
@@ -21,16 +26,21 @@ export class RouteTable {
   private readonly anyHost: Route[]
 
   constructor (configs: readonly RouteConfig[]) {
-    this.routes = configs.map((r, index) => ({
-      index,
-      path: r.path,
-      host: r.host?.toLowerCase(),
-      upstream: r.upstream.replace(/\/+$/, ''),
-      websocket: r.websocket,
-      policy: r.policy,
-      timeoutMs: r.timeoutMs,
-      label: r.host === undefined ? r.path : `${r.host.toLowerCase()}${r.path}`
-    }))
+    this.routes = configs.map((r, index) => {
+      const upstreams = (r.upstreams ?? [r.upstream!]).map((u) => u.replace(/\/+$/, ''))
+      return {
+        index,
+        path: r.path,
+        host: r.host?.toLowerCase(),
+        upstream: upstreams[0]!,
+        upstreams,
+        pool: new UpstreamPool(upstreams, { ejectionMs: r.ejectionMs }),
+        websocket: r.websocket,
+        policy: r.policy,
+        timeoutMs: r.timeoutMs,
+        label: r.host === undefined ? r.path : `${r.host.toLowerCase()}${r.path}`
+      }
+    })
     // Longest prefix first, so the first hit is the answer.
     const sorted = [...this.routes].sort((a, b) => b.path.length - a.path.length)
     this.anyHost = sorted.filter((r) => r.host === undefined)

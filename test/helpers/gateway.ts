@@ -16,6 +16,7 @@ export interface GatewayConfigInput {
   server?: Record<string, unknown>
   redis?: Record<string, unknown>
   log?: Record<string, unknown>
+  websocket?: Record<string, unknown>
 }
 
 /** A config document: servers on port 0 and loopback, the given policies and routes. */
@@ -25,6 +26,7 @@ export function testConfigYaml (input: GatewayConfigInput): string {
     admin: { host: '127.0.0.1', port: 0 },
     log: { level: 'info', ...input.log },
     ...(input.redis === undefined ? {} : { redis: input.redis }),
+    ...(input.websocket === undefined ? {} : { websocket: input.websocket }),
     policies: input.policies ?? { default: { origins: ['https://app.example.com'] } },
     routes: input.routes ?? []
   })

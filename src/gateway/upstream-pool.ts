@@ -1,0 +1,185 @@
+// The upstreams of one route: round robin over those in rotation, passive health, and
+// Socket.IO session stickiness (docs/WEBSOCKETS.md "Several upstreams").
+//
+// Stickiness is by engine.io session id: the pool learns `sid → upstream` from the body of the
+// handshake response (`0{"sid":"…",…}`, read as it streams past, see `SidSniffer`) and routes every
+// later request carrying `?sid=` — polls, posts and the websocket upgrade — to that upstream.
+// When a sid is unknown to this process (a restart, another replica), the `corsgate_upstream`
+// cookie set on the handshake response names the upstream instead, for clients that carry cookies.
+import { createHash } from 'node:crypto'
+import { Transform, type TransformCallback } from 'node:stream'
+
+export interface UpstreamPoolOptions {
+  /** How long an upstream that refused a connection stays out of rotation. */
+  ejectionMs: number
+  /** A session not seen for this long is forgotten (engine.io itself drops it after ~45 s of silence). */
+  sessionIdleMs?: number
+  /** Upper bound on remembered sessions; the least recently seen go first. */
+  maxSessions?: number
+}
+
+interface Session { upstream: number, seen: number }
+
+/** The name of the cookie that pins a client to an upstream; its value is `UpstreamPool.keys[i]`. */
+export const STICKY_COOKIE = 'corsgate_upstream'
+
+export class UpstreamPool {
+  readonly upstreams: readonly string[]
+  /** Stable short names of the upstreams for the sticky cookie (a hash, so reordering the list is harmless). */
+  readonly keys: readonly string[]
+  private readonly ejectedUntil: number[]
+  private readonly sessions = new Map<string, Session>()
+  private readonly ejectionMs: number
+  private readonly sessionIdleMs: number
+  private readonly maxSessions: number
+  private cursor = 0
+
+  constructor (upstreams: readonly string[], opts: UpstreamPoolOptions) {
+    this.upstreams = upstreams
+    this.keys = upstreams.map((u) => createHash('sha256').update(u).digest('base64url').slice(0, 10))
+    this.ejectedUntil = upstreams.map(() => 0)
+    this.ejectionMs = opts.ejectionMs
+    this.sessionIdleMs = opts.sessionIdleMs ?? 120_000
+    this.maxSessions = opts.maxSessions ?? 200_000
+  }
+
+  /** True when there is a choice to make (and so stickiness to keep). */
+  get balanced (): boolean {
+    return this.upstreams.length > 1
+  }
+
+  /**
+   * The upstream for a request: the session's when `sid` is known, else the cookie's, else the
+   * next one in rotation. Ejected upstreams are skipped; when every one is ejected, the rotation
+   * goes on over all of them (trying beats refusing everything).
+   */
+  pick (sid: string | undefined, cookie: string | undefined, now = Date.now()): number {
+    if (!this.balanced) return 0
+    if (sid !== undefined) {
+      const session = this.sessions.get(sid)
+      if (session !== undefined) {
+        // Re-inserted so that the map stays ordered by last use (see `sweep`).
+        this.sessions.delete(sid)
+        session.seen = now
+        this.sessions.set(sid, session)
+        return session.upstream
+      }
+    }
+    if (cookie !== undefined) {
+      const i = this.keys.indexOf(cookie)
+      if (i >= 0 && (sid !== undefined || this.ejectedUntil[i]! <= now)) return i
+    }
+    const n = this.upstreams.length
+    for (let k = 0; k < n; k++) {
+      const i = (this.cursor + k) % n
+      if (this.ejectedUntil[i]! <= now) {
+        this.cursor = (i + 1) % n
+        return i
+      }
+    }
+    const i = this.cursor
+    this.cursor = (i + 1) % n
+    return i
+  }
+
+  /** Records which upstream created session `sid`. */
+  learn (sid: string, upstream: number, now = Date.now()): void {
+    this.sessions.delete(sid)
+    this.sessions.set(sid, { upstream, seen: now })
+    this.sweep(now)
+  }
+
+  /** Takes an upstream out of rotation after a refused connection. */
+  eject (upstream: number, now = Date.now()): void {
+    this.ejectedUntil[upstream] = now + this.ejectionMs
+  }
+
+  /** Whether the upstream is in rotation now. */
+  inRotation (upstream: number, now = Date.now()): boolean {
+    return this.ejectedUntil[upstream]! <= now
+  }
+
+  get sessionCount (): number {
+    return this.sessions.size
+  }
+
+  /** Forgets sessions idle too long, oldest first; the map is in last-use order, so this stops early. */
+  private sweep (now: number): void {
+    const cutoff = now - this.sessionIdleMs
+    for (const [sid, session] of this.sessions) {
+      if (session.seen > cutoff && this.sessions.size <= this.maxSessions) break
+      this.sessions.delete(sid)
+    }
+  }
+}
+
+/** The `sid` query parameter of an engine.io request, or undefined. */
+export function engineSid (url: string): string | undefined {
+  const q = url.indexOf('?')
+  if (q < 0 || !url.includes('sid=', q)) return undefined
+  return new URLSearchParams(url.slice(q + 1)).get('sid') ?? undefined
+}
+
+/** An engine.io handshake: `?EIO=…&transport=polling` without a `sid` (websocket-only sessions need no stickiness). */
+export function isEngineHandshake (url: string): boolean {
+  const q = url.indexOf('?')
+  return q >= 0 && url.includes('EIO=', q) && url.includes('transport=polling', q) && engineSid(url) === undefined
+}
+
+/** The value of cookie `name` in a Cookie header, or undefined. */
+export function cookieValue (header: string | string[] | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined
+  const text = Array.isArray(header) ? header.join('; ') : header
+  for (const part of text.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
+}
+
+// engine.io v3 prefixes the packet with its length (`97:0{"sid":…`), v4 does not (`0{"sid":…`).
+const SID_IN_HANDSHAKE = /"sid":"([^"]{1,128})"/
+const SNIFF_LIMIT = 1024
+
+/**
+ * Passes a handshake response body through unchanged while reading the `sid` out of its first
+ * bytes. Nothing is held back: chunks are forwarded as they come, only a copy of the first
+ * kilobyte is kept until the sid is found.
+ */
+export class SidSniffer extends Transform {
+  private seen = ''
+  private done = false
+  constructor (private readonly onSid: (sid: string) => void) {
+    super()
+  }
+
+  override _transform (chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    if (!this.done) {
+      this.seen += chunk.toString('latin1', 0, Math.min(chunk.length, SNIFF_LIMIT))
+      const m = SID_IN_HANDSHAKE.exec(this.seen)
+      if (m !== null) this.onSid(m[1]!)
+      if (m !== null || this.seen.length >= SNIFF_LIMIT) {
+        this.done = true
+        this.seen = ''
+      }
+    }
+    callback(null, chunk)
+  }
+}
+
+/**
+ * The `Set-Cookie` value pinning a client to an upstream. `SameSite=None` (the app is usually on
+ * another site than the gateway) requires `Secure`, which browsers only keep over https; over
+ * plain http the cookie is `Lax` and so only sticks for same-site apps (development).
+ */
+export function stickyCookie (key: string, path: string, secure: boolean): string {
+  return `${STICKY_COOKIE}=${key}; Path=${path}; HttpOnly; ${secure ? 'SameSite=None; Secure' : 'SameSite=Lax'}`
+}
+
+const REFUSALS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'])
+
+/** True for errors that mean "nothing answers there": the upstream leaves the rotation. */
+export function isRefusal (error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' && REFUSALS.has(code)
+}
