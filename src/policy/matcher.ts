@@ -19,10 +19,16 @@ export class OriginMatcher {
   readonly any: MatcherEntry | undefined
   private readonly nullRule: MatcherEntry | undefined
   private readonly exact = new Map<string, MatcherEntry>()
-  /** key `scheme|port|suffix`, port `''` default or `*` any. */
-  private readonly subdomains = new Map<string, MatcherEntry>()
-  /** key `scheme|host`. */
-  private readonly anyPort = new Map<string, MatcherEntry>()
+  /**
+   * scheme → port (`''` default, `*` any) → suffix → entry. Nested maps rather than one map on
+   * a `scheme|port|suffix` key: the suffix walk then hashes only the host's own suffixes and
+   * builds no key string per label.
+   */
+  private readonly subdomains = new Map<string, Map<string, Map<string, MatcherEntry>>>()
+  private subdomainCount = 0
+  /** scheme → host → entry. */
+  private readonly anyPort = new Map<string, Map<string, MatcherEntry>>()
+  private anyPortCount = 0
   private readonly regexes: MatcherEntry[] = []
   private readonly needsParse: boolean
   /** Earliest future expiry among entries, for the caller's timer. */
@@ -42,13 +48,17 @@ export class OriginMatcher {
         case 'null': nullRule = keepLonger(nullRule, entry); break
         case 'exact': this.exact.set(p.origin, keepLonger(this.exact.get(p.origin), entry)); break
         case 'subdomain': {
-          const key = `${p.scheme}|${p.port}|${p.suffix}`
-          this.subdomains.set(key, keepLonger(this.subdomains.get(key), entry))
+          const bySuffix = nested(nested(this.subdomains, p.scheme), p.port)
+          const prior = bySuffix.get(p.suffix)
+          if (prior === undefined) this.subdomainCount++
+          bySuffix.set(p.suffix, keepLonger(prior, entry))
           break
         }
         case 'any-port': {
-          const key = `${p.scheme}|${p.host}`
-          this.anyPort.set(key, keepLonger(this.anyPort.get(key), entry))
+          const byHost = nested(this.anyPort, p.scheme)
+          const prior = byHost.get(p.host)
+          if (prior === undefined) this.anyPortCount++
+          byHost.set(p.host, keepLonger(prior, entry))
           break
         }
         case 'regex': this.regexes.push(entry); break
@@ -58,7 +68,7 @@ export class OriginMatcher {
     this.any = any
     this.nullRule = nullRule
     this.nextExpiry = nextExpiry
-    this.needsParse = this.subdomains.size > 0 || this.anyPort.size > 0 || this.regexes.length > 0
+    this.needsParse = this.subdomainCount > 0 || this.anyPortCount > 0 || this.regexes.length > 0
   }
 
   /**
@@ -73,18 +83,20 @@ export class OriginMatcher {
     const o = parseSerializedOrigin(origin)
     if (o === undefined) return undefined
 
-    if (this.anyPort.size > 0) {
-      const hit = live(this.anyPort.get(`${o.scheme}|${o.host}`), now)
+    if (this.anyPortCount > 0) {
+      const hit = live(this.anyPort.get(o.scheme)?.get(o.host), now)
       if (hit !== undefined) return hit
     }
-    if (this.subdomains.size > 0 && !o.host.startsWith('[')) {
+    const byPort = this.subdomains.get(o.scheme)
+    if (byPort !== undefined && !o.host.startsWith('[')) {
+      const samePort = byPort.get(o.port)
+      const anyPort = byPort.get('*')
       // Walk the host's proper suffixes: a.b.example.com → b.example.com → example.com → com.
       // The apex itself is never tried, so `*.example.com` can never match `example.com`.
       let dot = o.host.indexOf('.')
       while (dot >= 0) {
         const suffix = o.host.slice(dot + 1)
-        const hit = live(this.subdomains.get(`${o.scheme}|${o.port}|${suffix}`), now) ??
-          live(this.subdomains.get(`${o.scheme}|*|${suffix}`), now)
+        const hit = live(samePort?.get(suffix), now) ?? live(anyPort?.get(suffix), now)
         if (hit !== undefined) return hit
         dot = o.host.indexOf('.', dot + 1)
       }
@@ -103,10 +115,19 @@ export class OriginMatcher {
     if (this.any !== undefined) yield this.any
     if (this.nullRule !== undefined) yield this.nullRule
     yield * this.exact.values()
-    yield * this.subdomains.values()
-    yield * this.anyPort.values()
+    for (const byPort of this.subdomains.values()) for (const bySuffix of byPort.values()) yield * bySuffix.values()
+    for (const byHost of this.anyPort.values()) yield * byHost.values()
     yield * this.regexes
   }
+}
+
+function nested<V> (map: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let inner = map.get(key)
+  if (inner === undefined) {
+    inner = new Map()
+    map.set(key, inner)
+  }
+  return inner
 }
 
 // When one pattern arrives from two sources, the one that never expires (or expires later) wins.
