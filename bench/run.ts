@@ -172,7 +172,30 @@ async function startNginx (name: string, { list, upstreamPort, workers }: { list
 // ---------------------------------------------------------------------------------------------
 // Load
 
-interface WrkResult { rps: number, p50: number, p99: number, non2xx: number, errors: number }
+interface WrkResult {
+  rps: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+  /** CPU time (user + system) the target's own processes spent per request, in µs: steadier than req/s on a shared machine. */
+  cpuUs: number
+}
+
+const CLOCK_TICKS = 100 // USER_HZ on Linux
+
+/** utime + stime of the processes, in clock ticks (/proc/PID/stat fields 14 and 15). */
+function cpuTicks (pids: number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch { /* gone */ }
+  }
+  return ticks
+}
 
 interface Load {
   method?: 'GET' | 'POST' | 'OPTIONS'
@@ -188,7 +211,7 @@ function toMs (value: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000
 }
 
-async function wrk (url: string, load: Load, seconds: number, threads = 1): Promise<WrkResult> {
+async function wrk (url: string, load: Load, seconds: number, threads = 1, pids: number[] = []): Promise<WrkResult> {
   const args = [`-t${threads}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', join(BENCH, 'wrk', 'request.lua'), url]
   const env = {
     ...process.env,
@@ -197,6 +220,7 @@ async function wrk (url: string, load: Load, seconds: number, threads = 1): Prom
     BENCH_PREFLIGHT: load.preflight === true ? '1' : '0',
     BENCH_BODY_BYTES: String(load.bodyBytes ?? 0)
   }
+  const ticks0 = cpuTicks(pids)
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn('wrk', args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
     let text = ''
@@ -204,13 +228,16 @@ async function wrk (url: string, load: Load, seconds: number, threads = 1): Prom
     child.stderr.on('data', (c: Buffer) => { text += c.toString() })
     child.on('exit', (code) => code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`)))
   })
+  const ticks = cpuTicks(pids) - ticks0
+  const total = Number(/(\d+) requests in/.exec(out)?.[1])
+  const cpuUs = pids.length === 0 || !(total > 0) ? NaN : (ticks / CLOCK_TICKS) * 1e6 / total
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
   const p50 = toMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '')
   const p99 = toMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '')
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0)
   const e = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
   const errors = e === null ? 0 : Number(e[1]) + Number(e[2]) + Number(e[3]) + Number(e[4])
-  return { rps, p50, p99, non2xx, errors }
+  return { rps, p50, p99, non2xx, errors, cpuUs }
 }
 
 interface Probe { status: number, acao: string | undefined, vary: string | undefined }
@@ -275,9 +302,9 @@ async function runScenario (s: Scenario): Promise<Measured[]> {
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? s.targets : [...s.targets].reverse()
     for (const t of order) {
-      const res = await wrk(t.url, s.load, DURATION_S, s.threads)
+      const res = await wrk(t.url, s.load, DURATION_S, s.threads, t.pids())
       rounds.get(t.name)!.push(res)
-      console.log(`  round ${r + 1} ${t.name.padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms${res.non2xx > 0 && s.expectStatus < 300 ? `  non-2xx ${res.non2xx}` : ''}${res.errors > 0 ? `  socket errors ${res.errors}` : ''}`)
+      console.log(`  round ${r + 1} ${t.name.padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms  cpu ${res.cpuUs.toFixed(0)} µs/req${res.non2xx > 0 && s.expectStatus < 300 ? `  non-2xx ${res.non2xx}` : ''}${res.errors > 0 ? `  socket errors ${res.errors}` : ''}`)
     }
   }
   return s.targets.map((t) => {
@@ -287,7 +314,7 @@ async function runScenario (s: Scenario): Promise<Measured[]> {
       title: s.title,
       target: t.name,
       rounds: rs,
-      median: { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), non2xx: median(rs.map((x) => x.non2xx)), errors: median(rs.map((x) => x.errors)) },
+      median: { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), non2xx: median(rs.map((x) => x.non2xx)), errors: median(rs.map((x) => x.errors)), cpuUs: median(rs.map((x) => x.cpuUs)) },
       probe: probes.get(t.name)!
     }
   })
@@ -345,14 +372,15 @@ async function main (): Promise<void> {
     WILDCARD_ORIGINS: JSON.stringify(list10.wildcard)
   }))
   const fastify = await measure(startNode('fastify-204', 'fastify-204.mjs', {}))
+  const nodeProxy = await measure(startNode('node-proxy', 'node-proxy.mjs', { UPSTREAM: upstreamUrl }))
   direct.idleRssMb = rssMb(direct.pids())
-  const always = [direct, corsgate, nginx, express, fastify]
+  const always = [direct, corsgate, nginx, express, fastify, nodeProxy]
 
   const results: Measured[] = []
   const allowed = list10.allowedProbes
   const scenarios: Scenario[] = [
     { id: 'preflight', title: 'Preflight (OPTIONS, allowed origin)', load: { method: 'OPTIONS', origins: allowed, preflight: true }, targets: [corsgate, nginx, express, fastify], expectStatus: 204, ratios: [['corsgate', 'nginx'], ['corsgate', 'fastify-204'], ['corsgate', 'express']] },
-    { id: 'get', title: 'Proxied GET, allowed origin (10-entry whitelist)', load: { origins: allowed }, targets: [direct, corsgate, nginx, express], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
+    { id: 'get', title: 'Proxied GET, allowed origin (10-entry whitelist)', load: { origins: allowed }, targets: [direct, corsgate, nginx, express, nodeProxy], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
     { id: 'post', title: 'Proxied POST of 64 KiB, allowed origin', load: { method: 'POST', origins: allowed, bodyBytes: 64 * 1024 }, targets: [direct, corsgate, nginx, express], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
     { id: 'denied', title: 'Denied origin (403, upstream not contacted)', load: { origins: list10.deniedProbes }, targets: [corsgate, nginx, express], expectStatus: 403, ratios: [['corsgate', 'nginx'], ['corsgate', 'express']] }
   ]
@@ -412,15 +440,15 @@ async function main (): Promise<void> {
   }
 
   // The decision alone: decide() with 10 vs 100k origins.
-  let decideResult: { sizes: Record<string, { fewNs: number, spreadNs: number }> } | undefined
+  let decideResult: { sizes: Record<string, DecideSize> } | undefined
   if (wanted('decide')) {
     console.log('\n[bench] decide() micro-benchmark')
     const out = execFileSync(process.execPath, ['--import', 'tsx', join(BENCH, 'decide.ts'), ...(QUICK ? ['--quick'] : [])], { cwd: ROOT }).toString()
     decideResult = JSON.parse(out.trim().split('\n').at(-1)!) as typeof decideResult
-    for (const [size, r] of Object.entries(decideResult!.sizes)) console.log(`  ${size.padStart(6)} origins: ${r.fewNs.toFixed(1)} ns (same origins)  ${r.spreadNs.toFixed(1)} ns (1024 distinct)`)
+    for (const [size, r] of Object.entries(decideResult!.sizes)) console.log(`  ${size.padStart(6)} origins: best ${r.fewBestNs.toFixed(1)} ns / median ${r.fewNs.toFixed(1)} ns (same origins)  best ${r.spreadBestNs.toFixed(1)} / median ${r.spreadNs.toFixed(1)} ns (1024 distinct)`)
   }
 
-  for (const t of [corsgate, nginx, express, fastify]) await t.stop()
+  for (const t of [corsgate, nginx, express, fastify, nodeProxy]) await t.stop()
   await direct.stop()
 
   const report = { info, quick: QUICK, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, results, halfLoad, idleRssMb: idle, rssAfterLoadMb: rssAfterLoad, decide: decideResult, scenarios: scenarios.map((s) => ({ id: s.id, ratios: s.ratios })), elapsedS: Math.round((Date.now() - started) / 1000) }
@@ -434,6 +462,8 @@ async function main (): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Report
 
+interface DecideSize { fewNs: number, spreadNs: number, fewBestNs: number, spreadBestNs: number }
+
 type Report = {
   info: Record<string, string>
   quick: boolean
@@ -444,7 +474,7 @@ type Report = {
   halfLoad: HalfLoad[]
   idleRssMb: Record<string, number>
   rssAfterLoadMb: Record<string, number>
-  decide: { sizes: Record<string, { fewNs: number, spreadNs: number }> } | undefined
+  decide: { sizes: Record<string, DecideSize> } | undefined
   elapsedS: number
 }
 
@@ -466,7 +496,7 @@ export function renderSection (r: Report): string {
   lines.push(`## ${SECTION}`, '')
   lines.push(`Run ${r.info.date} (${r.quick ? 'quick: `BENCH_QUICK=1 npm run bench`' : 'full: `npm run bench`'}), commit ${r.info.commit}, ${r.elapsedS} s.`)
   lines.push(`Machine: ${r.info.nproc} cores (${r.info.cpu}); memory \`${r.info.free}\`; Node ${r.info.node}; ${r.info.nginx}; ${r.info.wrk}; load average at start ${r.info.loadavg} (the machine is shared: read the ratios, not the absolute numbers).`)
-  lines.push(`Load: \`wrk -t1 -c${r.connections} -d${r.durationS}s --latency -s bench/wrk/request.lua URL\` from its own process, ${r.rounds} alternating rounds per target (order reversed every other round), median shown. Every target is a separate process on loopback: upstream alone (\`bench/targets/upstream.mjs\`), corsgate (\`node dist/cli.js start\`, one process, log level warn), nginx (\`worker_processes 1\`, upstream keep-alive, the policy as a \`map\`: \`bench/nginx.conf.template\`), express + cors + http-proxy-middleware with a keep-alive agent (\`bench/targets/express-proxy.mjs\`), and a bare Fastify route answering 204 (\`bench/targets/fastify-204.mjs\`).`)
+  lines.push(`Load: \`wrk -t1 -c${r.connections} -d${r.durationS}s --latency -s bench/wrk/request.lua URL\` from its own process, ${r.rounds} alternating rounds per target (order reversed every other round), median shown. Every target is a separate process on loopback: upstream alone (\`bench/targets/upstream.mjs\`), corsgate (\`node dist/cli.js start\`, one process, log level warn), nginx (\`worker_processes 1\`, upstream keep-alive, the policy as a \`map\`: \`bench/nginx.conf.template\`), express + cors + http-proxy-middleware with a keep-alive agent (\`bench/targets/express-proxy.mjs\`), a bare Fastify route answering 204 (\`bench/targets/fastify-204.mjs\`), and, as a floor for any Node proxy, node:http + an undici Pool piping the response with no CORS at all (\`bench/targets/node-proxy.mjs\`).`)
   lines.push('')
   lines.push('### Ratios against the targets of issue 6', '')
   lines.push('| scenario | figure | target | result |', '|---|---|---|---|')
@@ -476,18 +506,19 @@ export function renderSection (r: Report): string {
   lines.push(`| proxied GET | corsgate / express req/s | ≥ 4× (stretch 6×) | ${ratio(rps('get', 'corsgate'), rps('get', 'express'))} |`)
   lines.push(`| proxied GET | corsgate / direct req/s | (cost of the hop) | ${ratio(rps('get', 'corsgate'), rps('get', 'direct'))} |`)
   lines.push(`| latency added at half load (${cg?.rate ?? '?'} req/s) | corsgate − direct | p50 ≤ 0.25 ms, p99 ≤ 1 ms | p50 ${added('p50')}, p99 ${added('p99')} |`)
-  lines.push(`| decision cost | decide(), 100k origins / 10 | ≤ 1.1× | ${ratio(d?.['100000']?.fewNs, d?.['10']?.fewNs)} same origins; ${ratio(d?.['100000']?.spreadNs, d?.['10']?.spreadNs)} 1024 distinct origins |`)
+  lines.push(`| decision cost | decide(), 100k origins / 10 (best round) | ≤ 1.1× | ${ratio(d?.['100000']?.fewBestNs, d?.['10']?.fewBestNs)} same 6 origins; ${ratio(d?.['100000']?.spreadBestNs, d?.['10']?.spreadBestNs)} 1024 distinct origins (medians ${ratio(d?.['100000']?.fewNs, d?.['10']?.fewNs)}, ${ratio(d?.['100000']?.spreadNs, d?.['10']?.spreadNs)}) |`)
   lines.push(`| idle RSS | corsgate VmRSS after start | ≤ 80 MB (stretch 60) | ${r.idleRssMb.corsgate ?? 'n/a'} MB |`)
   lines.push('')
   lines.push('### Throughput and latency (medians)', '')
-  lines.push('| scenario | target | req/s | p50 ms | p99 ms | ratios |', '|---|---|---:|---:|---:|---|')
+  lines.push('CPU µs/req is the user + system time of the target\'s own processes (not the upstream\'s, not wrk\'s) per request, from /proc/PID/stat: it is much steadier than req/s when the machine is busy.', '')
+  lines.push('| scenario | target | req/s | p50 ms | p99 ms | CPU µs/req | req/s ratios (CPU/req ratio) |', '|---|---|---:|---:|---:|---:|---|')
   const byScenario = new Map<string, Measured[]>()
   for (const m of r.results) byScenario.set(m.scenario, [...(byScenario.get(m.scenario) ?? []), m])
   for (const [id, ms] of byScenario) {
     for (const m of ms) {
       const isCg = m.target.startsWith('corsgate')
-      const others = isCg ? ms.filter((o) => o !== m).map((o) => `/${o.target} ${ratio(m.median.rps, o.median.rps)}`).join(', ') : ''
-      lines.push(`| ${id} | ${m.target} | ${m.median.rps.toFixed(0)} | ${m.median.p50.toFixed(2)} | ${m.median.p99.toFixed(2)} | ${others} |`)
+      const others = isCg ? ms.filter((o) => o !== m).map((o) => `/${o.target} ${ratio(m.median.rps, o.median.rps)} (${ratio(m.median.cpuUs, o.median.cpuUs)})`).join(', ') : ''
+      lines.push(`| ${id} | ${m.target} | ${m.median.rps.toFixed(0)} | ${m.median.p50.toFixed(2)} | ${m.median.p99.toFixed(2)} | ${m.median.cpuUs.toFixed(0)} | ${others} |`)
     }
   }
   lines.push('')
@@ -499,8 +530,9 @@ export function renderSection (r: Report): string {
   }
   if (d !== undefined) {
     lines.push('### Decision cost: `decide()` alone (`bench/decide.ts`, median ns per call)', '')
-    lines.push('| origins in policy | same 6 origins | 1024 distinct origins |', '|---:|---:|---:|')
-    for (const [size, v] of Object.entries(d)) lines.push(`| ${size} | ${v.fewNs.toFixed(1)} | ${v.spreadNs.toFixed(1)} |`)
+    lines.push('Same 6 origins: two exact hits, two wildcard hits, two misses, over and over (the algorithm). 1024 distinct origins spread over the list: adds the cache misses of a big hash table. Best round and median of the rounds.', '')
+    lines.push('| origins in policy | same 6 origins, best / median ns | 1024 distinct origins, best / median ns |', '|---:|---:|---:|')
+    for (const [size, v] of Object.entries(d)) lines.push(`| ${size} | ${v.fewBestNs.toFixed(1)} / ${v.fewNs.toFixed(1)} | ${v.spreadBestNs.toFixed(1)} / ${v.spreadNs.toFixed(1)} |`)
     lines.push('')
   }
   lines.push('### Memory (VmRSS, MB; nginx and cluster figures sum master and workers)', '')
@@ -508,9 +540,9 @@ export function renderSection (r: Report): string {
   for (const [name, mb] of Object.entries(r.idleRssMb)) lines.push(`| ${name} | ${mb} | ${r.rssAfterLoadMb[name] ?? ''} |`)
   lines.push('')
   lines.push('<details><summary>Raw rounds (req/s, p50 ms, p99 ms) and probes</summary>', '')
-  lines.push('| scenario | target | probe status / ACAO | rounds |', '|---|---|---|---|')
+  lines.push('| scenario | target | probe status / ACAO | rounds: req/s (p50, p99, CPU µs/req) |', '|---|---|---|---|')
   for (const m of r.results) {
-    lines.push(`| ${m.scenario} | ${m.target} | ${m.probe.status} / ${m.probe.acao ?? '-'} | ${m.rounds.map((x) => `${x.rps.toFixed(0)} (${x.p50.toFixed(2)}, ${x.p99.toFixed(2)})`).join('; ')} |`)
+    lines.push(`| ${m.scenario} | ${m.target} | ${m.probe.status} / ${m.probe.acao ?? '-'} | ${m.rounds.map((x) => `${x.rps.toFixed(0)} (${x.p50.toFixed(2)}, ${x.p99.toFixed(2)}, ${x.cpuUs.toFixed(0)})`).join('; ')} |`)
   }
   for (const h of r.halfLoad) lines.push(`| half-load | ${h.target} | | ${h.rounds.map((x) => `${x.achieved} (${x.p50!.toFixed(3)}, ${x.p99!.toFixed(3)})`).join('; ')} |`)
   lines.push('', '</details>', '')
