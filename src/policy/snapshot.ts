@@ -3,6 +3,7 @@
 import type { Config } from '../config/schema.js'
 import { compilePolicy, fileEntries, parseEntries, type CompiledPolicy, type EntryError, type RawEntry } from './compile.js'
 import type { MatcherEntry } from './matcher.js'
+import { OriginPatternError, parseOriginPattern, type OriginPattern } from './origin-pattern.js'
 
 /** Live entries of one policy from a dynamic source (Redis). */
 export interface LiveEntries {
@@ -49,25 +50,81 @@ export const SLICE_BUDGET_MS = 8
  * `sliceBudgetMs`, yielding to the event loop (`setImmediate`) between slices, so requests
  * keep being answered while a 100k-entry whitelist compiles. Same result as `buildSnapshot`.
  */
-export async function buildSnapshotInSlices ({ config, envOrigins, live, version }: SnapshotInput, errors: EntryError[], sliceBudgetMs = SLICE_BUDGET_MS): Promise<PolicySnapshot> {
+export async function buildSnapshotInSlices ({ config, envOrigins, live, version }: SnapshotInput, errors: EntryError[], { sliceBudgetMs = SLICE_BUDGET_MS, cache }: SliceOptions = {}): Promise<PolicySnapshot> {
   const slicer = new Slicer(sliceBudgetMs)
   const policies = new Map<string, CompiledPolicy>()
   for (const [name, policy] of Object.entries(config.policies)) {
     const file = fileEntries(name, policy, name === 'default' ? envOrigins : [])
     const extra = live?.get(name)
-    const allow = await parseEntriesInSlices(extra === undefined ? file.allow : [...file.allow, ...extra.allow], errors, slicer)
-    const deny = await parseEntriesInSlices(extra === undefined ? file.deny : [...file.deny, ...extra.deny], errors, slicer)
+    const allow = await parseEntriesInSlices(extra === undefined ? file.allow : [...file.allow, ...extra.allow], errors, slicer, cache)
+    const deny = await parseEntriesInSlices(extra === undefined ? file.deny : [...file.deny, ...extra.deny], errors, slicer, cache)
     await slicer.yieldNow()
     policies.set(name, compilePolicy({ name, config: policy, allow, deny }, errors))
   }
+  cache?.rotate()
   return { policies, builtAt: Date.now(), version }
 }
 
-async function parseEntriesInSlices (raw: readonly RawEntry[], errors: EntryError[], slicer: Slicer): Promise<MatcherEntry[]> {
+export interface SliceOptions {
+  /** How long one slice may run before yielding (ms). */
+  sliceBudgetMs?: number
+  /** Parsed patterns of the previous build, so a reload only parses what changed. */
+  cache?: PatternCache
+}
+
+/**
+ * Remembers each pattern text's parse result (pattern or error) across builds. Patterns are
+ * immutable (regexes carry no `g`/`y` state), so sharing them between snapshots is safe.
+ * Only the texts used by the latest build are kept: `rotate()` drops the rest.
+ */
+export class PatternCache {
+  private previous = new Map<string, OriginPattern | OriginPatternError>()
+  private current = new Map<string, OriginPattern | OriginPatternError>()
+
+  parse (text: string): OriginPattern | OriginPatternError {
+    let hit = this.current.get(text) ?? this.previous.get(text)
+    if (hit === undefined) {
+      try {
+        hit = parseOriginPattern(text)
+      } catch (err) {
+        if (!(err instanceof OriginPatternError)) throw err
+        hit = err
+      }
+    }
+    this.current.set(text, hit)
+    return hit
+  }
+
+  rotate (): void {
+    this.previous = this.current
+    this.current = new Map()
+  }
+
+  get size (): number {
+    return this.previous.size
+  }
+}
+
+async function parseEntriesInSlices (raw: readonly RawEntry[], errors: EntryError[], slicer: Slicer, cache: PatternCache | undefined): Promise<MatcherEntry[]> {
   const out: MatcherEntry[] = []
   const CHUNK = 256
   for (let i = 0; i < raw.length; i += CHUNK) {
-    for (const entry of parseEntries(raw.slice(i, i + CHUNK), errors)) out.push(entry)
+    const chunk = raw.slice(i, i + CHUNK)
+    if (cache === undefined) {
+      for (const entry of parseEntries(chunk, errors)) out.push(entry)
+    } else {
+      // Same result as parseEntries, with each text parsed once across builds.
+      for (const r of chunk) {
+        const parsed = cache.parse(r.value)
+        if (parsed instanceof OriginPatternError) {
+          errors.push({ where: r.where, value: r.value, message: parsed.message })
+          continue
+        }
+        const entry: MatcherEntry = { pattern: parsed, source: r.source }
+        if (r.expiresAt !== undefined) entry.expiresAt = r.expiresAt
+        out.push(entry)
+      }
+    }
     await slicer.maybeYield()
   }
   return out

@@ -17,7 +17,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import type { RedisConfig } from '../config/schema.js'
 import type { EntryError, RawEntry } from '../policy/compile.js'
-import { buildSnapshotInSlices, type LiveEntries } from '../policy/snapshot.js'
+import { buildSnapshotInSlices, PatternCache, type LiveEntries } from '../policy/snapshot.js'
 import type { PolicyStore, ReloadRecord } from './policy-store.js'
 import { reconnectBackoff, redisConnectionSettings } from './redis-connection.js'
 import { keyspacePattern, policyKeys, policyOfKey, reloadChannel } from './redis-keys.js'
@@ -91,6 +91,8 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   private lastRead: RawRead | undefined
   private outageLogged = false
   private readonly unknownPolicies = new Set<string>()
+  // A reload of a large list only parses the entries that changed.
+  private readonly patterns = new PatternCache()
   private readonly st: RedisSourceState
 
   constructor ({ redis, store, logger, env = process.env, coalesceMs = 2 }: RedisPolicySourceOptions) {
@@ -302,7 +304,7 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     const unchanged = this.st.loaded && this.lastRead !== undefined && sameRead(this.lastRead, read.raw)
     let record: ReloadRecord | undefined
     if (!unchanged) {
-      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live: read.live, version: this.store.snapshot.version + 1 }, read.errors)
+      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live: read.live, version: this.store.snapshot.version + 1 }, read.errors, { cache: this.patterns })
       if (this.stopped) return
       record = this.store.swap(next, read.live, SOURCE, read.errors)
       this.lastRead = read.raw
@@ -425,7 +427,7 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     }
     if (dropped > 0) {
       const errors: EntryError[] = []
-      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live, version: this.store.snapshot.version + 1 }, errors)
+      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live, version: this.store.snapshot.version + 1 }, errors, { cache: this.patterns })
       if (this.stopped) return
       // Same entries as before minus the expired ones: their errors were reported already.
       this.store.swap(next, live, SOURCE, [])

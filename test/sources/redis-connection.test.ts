@@ -9,7 +9,7 @@ import { configSchema } from '../../src/config/schema.js'
 import { maskRedisUrl, redisConnectionSettings } from '../../src/sources/redis-connection.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { startRedis, startSentinel } from '../helpers/redis-server.js'
-import { explainOrigin, uniquePrefix, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+import { explainOrigin, uniquePrefix, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
 
 const redisSection = (input: Record<string, unknown>) => configSchema.shape.redis.unwrap().parse(input)
 const external = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? 'needs redis-server of its own (REDIS_URL is set)' : false

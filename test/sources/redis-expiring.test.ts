@@ -2,7 +2,7 @@
 // publish or poll; `/policies` shows the expiry, and drops the entry once it has passed.
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
-import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded } from './redis-fixture.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded } from '../helpers/redis-gateway.js'
 
 interface PolicyEntry { pattern: string, source: string, expiresAt?: string, expired?: boolean }
 type Policies = { policies: Record<string, { origins: PolicyEntry[] }> }

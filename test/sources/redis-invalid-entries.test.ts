@@ -2,7 +2,7 @@
 // and value, and counted; the rest loads.
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
-import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded } from './redis-fixture.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded } from '../helpers/redis-gateway.js'
 
 async function invalidCount (adminUrl: string): Promise<number> {
   const text = await (await fetch(`${adminUrl}/metrics`)).text()

@@ -2,7 +2,7 @@
 // publishes the reload channel, and the poll interval is far longer than the test.
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
-import { explainOrigin, startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
 
 t.test('SADD, SREM, deny and DEL take effect through keyspace events, without a publish', async (t) => {
   const redis = await startRedis({ args: ['--notify-keyspace-events', 'KA'] })

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
 import { startUpstream } from '../helpers/upstream.js'
-import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
 
 // With REDIS_URL the server is not ours: we will not kill, pause or flush it.
 const external = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? 'needs a redis-server of its own (REDIS_URL is set)' : false

@@ -1,7 +1,7 @@
 // Polling alone, the safety net: no keyspace notifications, no publish.
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
-import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
 
 t.test('SADD, SREM and deny take effect by polling alone', async (t) => {
   const redis = await startRedis()

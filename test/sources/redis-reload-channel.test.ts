@@ -2,7 +2,7 @@
 // and a poll interval far longer than the test.
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
-import { explainOrigin, startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
 
 t.test('SADD, SREM and deny take effect when the reload channel is published', async (t) => {
   const redis = await startRedis()

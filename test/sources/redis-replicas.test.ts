@@ -1,7 +1,7 @@
 // Three gateways on one Redis converge after an edit (the reload channel reaches them all).
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
-import { startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from './redis-fixture.js'
+import { startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
 
 t.test('three gateways on one Redis converge after an edit', async (t) => {
   const redis = await startRedis()

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { freePort, startRedis } from '../helpers/redis-server.js'
 import { startTestGateway } from '../helpers/gateway.js'
-import { waitFor } from './redis-fixture.js'
+import { waitFor } from '../helpers/redis-gateway.js'
 
 const external = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? 'needs to start redis-server itself (REDIS_URL is set)' : false
 

@@ -1,7 +1,7 @@
 // Shared pieces of the Redis source tests: a gateway wired to a test Redis, and bounded waits
 // on what the gateway enforces (each step awaits a real /explain answer; no fixed sleeps).
-import { startTestGateway, type GatewayConfigInput, type TestGateway } from '../helpers/gateway.js'
-import type { TestRedis } from '../helpers/redis-server.js'
+import { startTestGateway, type GatewayConfigInput, type TestGateway } from './gateway.js'
+import type { TestRedis } from './redis-server.js'
 
 let prefixes = 0
 /** A key prefix of its own per test, so tests never see each other's keys. */
