@@ -7,6 +7,9 @@ import t from 'tap'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
+// Every run compiles the CLI's import graph through tsx: seconds each on a loaded machine.
+t.setTimeout(300_000)
+
 interface Run { code: number | null, stdout: string, stderr: string }
 
 // Each run compiles the CLI through tsx; two at a time keeps a busy machine from thrashing.
