@@ -59,7 +59,10 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', function (request, payload, done) {
     if (request.headers['content-length'] !== undefined) return done(null, payload) // checked in onRequest
-    done(null, payload.pipe(new ByteLimit(bodyLimit, request.raw as LimitedRequest)))
+    // pipeline, not pipe: a client that dies mid-body (reset, or a chunk framing error that
+    // makes Node destroy the socket) must abort the upstream request too. With pipe() the
+    // limiter never ended, and undici held the upstream request and its pooled connection open.
+    done(null, pipeline(payload, new ByteLimit(bodyLimit, request.raw as LimitedRequest), () => {}))
   })
 
   await app.register(httpProxy, {
