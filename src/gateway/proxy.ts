@@ -79,7 +79,7 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
       // Laravel's maintenance mode answers 503: pass it through once, never retry.
       retryDelay: () => null,
       rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),
-      rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => stripUpstreamCors(headers, request),
+      rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => stripUpstreamCors(stripHopByHop(headers), request),
       onError: (reply: FastifyReply, { error }: { error: Error & { statusCode?: number, code?: string } }) => {
         const route = reply.request.corsgate?.route?.label ?? 'none'
         if ((reply.request.raw as LimitedRequest)[kBodyTooLarge] === true) {
@@ -139,6 +139,25 @@ function isSecure (request: FastifyRequest, trustProxy: boolean): boolean {
 function appendCookie (prior: string | number | string[] | undefined, cookie: string): string[] {
   if (prior === undefined) return [cookie]
   return Array.isArray(prior) ? [...prior, cookie] : [String(prior), cookie]
+}
+
+// RFC 9110 §7.6.1: a proxy removes the hop-by-hop headers of the connection it received a
+// message on. Copied through, the upstream's `Connection: keep-alive` overrode a client's
+// `Connection: close` (Node then kept the client socket open) and its `Keep-Alive: timeout=5`
+// described the upstream connection, not ours. reply-from strips these for HTTP/2 only.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection'])
+
+function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const connection = headers.connection
+  if (typeof connection === 'string') {
+    for (const token of connection.toLowerCase().split(',')) {
+      const name = token.trim()
+      // Framing stays with Node and reply-from; only option headers named here go.
+      if (name !== '' && name !== 'transfer-encoding' && name !== 'content-length') delete headers[name]
+    }
+  }
+  for (const name of HOP_BY_HOP) delete headers[name]
+  return headers
 }
 
 function stripUpstreamCors (headers: IncomingHttpHeaders, request: FastifyRequest): IncomingHttpHeaders {
