@@ -6,7 +6,7 @@ import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import { cors } from './cors.js'
-import { errorBody, NoRouteError } from './errors.js'
+import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
 import { proxy } from './proxy.js'
 import type { RouteTable } from './route-table.js'
 import { upgrade } from './upgrade.js'
@@ -42,6 +42,12 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   const app = Fastify({ ...serverOptions(opts.config), loggerInstance: opts.logger as unknown as FastifyBaseLogger })
 
   app.setErrorHandler(function (error: Error & { statusCode?: number, code?: string }, request, reply) {
+    // An upstream body that breaks (bad chunk framing, a reset) before its first byte reached
+    // the client surfaces here from undici: the upstream's fault, a 502, not a bug of ours.
+    if (error.name === 'HTTPParserError' || error.code?.startsWith('UND_ERR_') === true) {
+      request.log.warn({ route: request.corsgate?.route?.label, error: error.message }, 'upstream error')
+      return reply.send(new UpstreamUnavailableError())
+    }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
     if (status >= 500 && error.code?.startsWith('CORSGATE_') !== true) request.log.error({ err: error }, 'unexpected error')
     reply.code(status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(errorBody(status, error.code, error.message)))
