@@ -199,14 +199,24 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   private connectSubscriber (): Redis {
     const sub = new Redis({ ...this.options, connectionName: 'corsgate-sub' })
     sub.on('ready', () => {
-      Promise.all([sub.subscribe(this.channel), sub.psubscribe(this.pattern)])
-        .then(() => {
-          this.log.debug({ channel: this.channel, pattern: this.pattern }, 'redis subscribed')
-          this.update({ subscribed: true })
-          // Anything published while we were not subscribed is lost: resync.
-          this.requestReload('subscribed')
-        })
-        .catch((err: Error) => this.connectionError(err))
+      void (async () => {
+        try {
+          await sub.subscribe(this.channel)
+        } catch (err) {
+          this.connectionError(err as Error)
+          return
+        }
+        // Keyspace events are a bonus: an ACL that refuses the pattern must not cost us the channel.
+        try {
+          await sub.psubscribe(this.pattern)
+        } catch (err) {
+          this.log.info({ pattern: this.pattern, err: (err as Error).message }, 'PSUBSCRIBE to keyspace events refused; the reload channel and polling still apply')
+        }
+        this.log.debug({ channel: this.channel, pattern: this.pattern }, 'redis subscribed')
+        this.update({ subscribed: true })
+        // Anything published while we were not subscribed is lost: resync.
+        this.requestReload('subscribed')
+      })()
     })
     sub.on('close', () => { if (this.st.subscribed) this.update({ subscribed: false }) })
     sub.on('error', (err: Error) => this.connectionError(err))

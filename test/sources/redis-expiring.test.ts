@@ -41,3 +41,26 @@ t.test('an expiring origin matches until its expiry, then stops, on time', async
   }, 1000, '/policies to drop the expired entry')
   t.equal(await redis.client.zcard(`${prefix}policy:default:origins:expiring`), 2, 'the gateway does not prune Redis (the CLI does)')
 })
+
+t.test('an expiring origin also leaves /policies on time while Redis is down', { skip: process.env.REDIS_URL ? 'needs a redis-server it can kill' : false }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const prefix = uniquePrefix()
+  const expiresAt = Date.now() + 1500
+  const origin = 'https://pr-18.preview.example.org'
+  await redis.client.zadd(`${prefix}policy:default:origins:expiring`, expiresAt, origin)
+  await redis.client.sadd(`${prefix}policy:default:origins`, 'https://kept.example.org')
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+  t.equal((await explainOrigin(gw, origin)).allowed, true)
+  await redis.kill9()
+
+  await waitFor(async () => {
+    const after = await (await fetch(`${gw.adminUrl}/policies`)).json() as Policies
+    return after.policies.default?.origins.every((o) => o.pattern !== origin) === true
+  }, 3000, '/policies to drop the expired entry')
+  t.ok(Date.now() >= expiresAt, 'not before its expiry')
+  t.equal((await explainOrigin(gw, origin)).allowed, false, 'no longer allowed')
+  t.equal((await explainOrigin(gw, 'https://kept.example.org')).allowed, true, 'the rest of the last good list stays')
+})

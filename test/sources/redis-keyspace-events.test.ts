@@ -48,3 +48,18 @@ t.test('a burst of edits is coalesced: far fewer compiles than edits', async (t)
   t.ok(swaps <= 10, `100 edits caused ${swaps} swaps`)
   for (const i of [0, 42, 99]) t.equal((await explainOrigin(gw, `https://burst${i}.example.org`)).allowed, true)
 })
+
+t.test('redis.enableKeyspaceEvents turns notifications on with CONFIG SET (only when asked)', { skip: process.env.REDIS_URL ? 'would change the server config of REDIS_URL' : false }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const prefix = uniquePrefix()
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, enableKeyspaceEvents: true } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+  const flags = await redis.client.config('GET', 'notify-keyspace-events') as string[]
+  t.match(flags[1], /K/, 'keyspace class on')
+  for (const c of 'gsz') t.ok(flags[1]?.includes(c), `event class ${c} on`)
+  await redis.client.sadd(`${prefix}policy:default:origins`, 'https://set.example.org')
+  await waitForVerdict(gw, 'https://set.example.org', true, 2000)
+  t.pass('an edit propagates without a publish')
+})
