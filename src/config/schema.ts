@@ -64,16 +64,27 @@ export const configSchema = z.strictObject({
     host: z.string().default('0.0.0.0'),
     port: port.default(8080),
     trustProxy: z.boolean().default(false),
-    // Server limits, set on purpose (see README "Limits").
+    // Server limits, set on purpose (see README "Limits" and docs/HARDENING.md).
     bodyLimit: z.number().int().positive().default(10 * 1024 * 1024),
     headersTimeoutMs: ms.default(10_000),
     requestTimeoutMs: ms.default(60_000),
     keepAliveTimeoutMs: ms.default(65_000),
+    // How often Node checks the header and request timeouts; its default (30 s) would let a
+    // slowloris client hold a connection for up to headersTimeoutMs + 30 s.
+    connectionsCheckingIntervalMs: z.number().int().positive().default(1_000),
     maxHeaderSize: z.number().int().positive().default(16 * 1024),
+    // More request header lines than this → 431 (Envoy's `max_headers_count` default).
+    maxHeadersCount: z.number().int().positive().default(100),
+    // Open client connections; further ones are closed on accept. 0 = no limit. Envoy's edge
+    // example sets 10000 per listener.
+    maxConnections: z.number().int().min(0).default(10_000),
     maxRequestsPerSocket: z.number().int().min(0).default(0),
     shutdownGraceMs: ms.default(10_000),
     upstreamCaFile: z.string().optional(),
     upstreamConnections: z.number().int().positive().default(128)
+  }).refine((s) => s.requestTimeoutMs === 0 || s.headersTimeoutMs <= s.requestTimeoutMs, {
+    // Node refuses to start otherwise; say so at load, naming the field.
+    path: ['headersTimeoutMs'], message: 'must not exceed server.requestTimeoutMs'
   }).prefault({}),
   admin: z.strictObject({
     host: z.string().default('127.0.0.1'),

@@ -6,6 +6,7 @@ import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import { cors } from './cors.js'
+import createError from '@fastify/error'
 import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
 import { proxy } from './proxy.js'
 import type { RouteTable } from './route-table.js'
@@ -20,6 +21,10 @@ export interface GatewayOptions {
   isClosing: () => boolean
 }
 
+// Refusals of a request head Node's parser let through (see `requestHeadError`).
+export const TooManyHeadersError = createError('CORSGATE_TOO_MANY_HEADERS', 'more than %s request header lines', 431)
+export const DuplicateHostError = createError('CORSGATE_DUPLICATE_HOST', 'more than one Host header', 400)
+
 /** Server limits, set on purpose rather than left at Node's and Fastify's defaults (README "Limits"). */
 export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   const s = config.server
@@ -33,13 +38,52 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
     maxRequestsPerSocket: s.maxRequestsPerSocket,
     // 503 while closing is ours, with CORS headers (see cors.ts).
     return503OnClosing: false,
-    http: { maxHeaderSize: s.maxHeaderSize, headersTimeout: s.headersTimeoutMs, requestTimeout: s.requestTimeoutMs, keepAliveTimeout: s.keepAliveTimeoutMs },
+    http: {
+      maxHeaderSize: s.maxHeaderSize,
+      headersTimeout: s.headersTimeoutMs,
+      requestTimeout: s.requestTimeoutMs,
+      keepAliveTimeout: s.keepAliveTimeoutMs,
+      // Node checks both timeouts on this interval (default 30 s), so it bounds how late a
+      // slowloris connection is cut.
+      connectionsCheckingInterval: s.connectionsCheckingIntervalMs
+    },
     routerOptions: { maxParamLength: 2048 }
   }
 }
 
+/** Limits Node's http server takes as properties rather than constructor options. */
+export function applyServerLimits (server: Server, config: Config): void {
+  const s = config.server
+  // Node stops reading header lines at maxHeadersCount and drops the rest silently; one more
+  // than the limit lets `requestHeadError` see that the limit was passed and answer 431.
+  server.maxHeadersCount = s.maxHeadersCount + 1
+  if (s.maxConnections > 0) server.maxConnections = s.maxConnections
+}
+
+/**
+ * A request head corsgate refuses although Node's parser accepted it: more header lines than
+ * `server.maxHeadersCount` (431), or more than one `Host` (400, RFC 9112 §3.2: the route is
+ * chosen by Host, and Node silently keeps only the first one). Shared with websocket upgrades.
+ */
+export function requestHeadError (rawHeaders: readonly string[], config: Config): Error | undefined {
+  if (rawHeaders.length / 2 > config.server.maxHeadersCount) return new TooManyHeadersError(String(config.server.maxHeadersCount))
+  let hosts = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return new DuplicateHostError()
+  }
+  return undefined
+}
+
 export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstance> {
   const app = Fastify({ ...serverOptions(opts.config), loggerInstance: opts.logger as unknown as FastifyBaseLogger })
+  applyServerLimits(app.server, opts.config)
+  // Before the CORS layer judges anything (hooks run in registration order).
+  app.addHook('onRequest', function (request, reply, done) {
+    const error = requestHeadError(request.raw.rawHeaders, opts.config)
+    if (error !== undefined) return reply.send(error)
+    done()
+  })
 
   app.setErrorHandler(function (error: Error & { statusCode?: number, code?: string }, request, reply) {
     // An upstream body that breaks (bad chunk framing, a reset) before its first byte reached
