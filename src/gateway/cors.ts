@@ -46,8 +46,25 @@ export interface CorsOptions {
 
 // Paths the upstream would resolve to somewhere else than the route we judged: dot-segments,
 // encoded dots and slashes, backslashes. Refused rather than normalised, as Envoy's
-// `path_with_escaped_slashes_action: REJECT_REQUEST` does.
-export const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i
+// `path_with_escaped_slashes_action: REJECT_REQUEST` does. `..;/` is a dot-segment to Tomcat
+// and Jetty, which drop `;` path parameters before resolving.
+export const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:[/;]|$)|%2e|%2f|%5c|\\/i
+
+const UNRESERVED_ESCAPE = /%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[Dd]|5[Ff]|7[Ee])/g
+
+/**
+ * The path as a backend reads it, for choosing the route (never for forwarding: the upstream
+ * gets the path as sent). Runs of `/` are merged, as nginx, PHP and most routers do, and
+ * percent-encoded unreserved characters are decoded (RFC 3986 §6.2.2.2: `/%61dmin` is
+ * `/admin` to every backend). Without this, `//admin/` or `/%61dmin/` would be judged by a
+ * catch-all route's policy and served as `/admin/` by the upstream.
+ */
+export function routingPath (path: string): string {
+  let p = path
+  if (p.includes('//')) p = p.replace(/\/{2,}/g, '/')
+  if (p.includes('%')) p = p.replace(UNRESERVED_ESCAPE, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)))
+  return p
+}
 
 /** Judges one request: route, policy, decision. Shared by HTTP requests and websocket upgrades. */
 export function judgeRequest (opts: Pick<CorsOptions, 'config' | 'store' | 'routes'>, req: {
@@ -59,7 +76,7 @@ export function judgeRequest (opts: Pick<CorsOptions, 'config' | 'store' | 'rout
   const q = req.url.indexOf('?')
   const path = q < 0 ? req.url : req.url.slice(0, q)
   const host = singleHeader(req.headers.host)
-  const route = opts.routes.resolve(host, path)
+  const route = opts.routes.resolve(host, routingPath(path))
   const policy = policyFor(opts.store, route)
   const origin = singleHeader(req.headers.origin)
   const trustProxy = opts.config.server.trustProxy
