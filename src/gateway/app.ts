@@ -1,11 +1,11 @@
 // The public gateway as a plain Fastify instance that tests can build and listen on.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import type { PolicyStore } from '../sources/policy-store.js'
-import { cors } from './cors.js'
+import { answerPreflight, cors } from './cors.js'
 import createError from '@fastify/error'
 import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
 import { proxy } from './proxy.js'
@@ -75,9 +75,26 @@ export function requestHeadError (rawHeaders: readonly string[], config: Config)
   return undefined
 }
 
+/**
+ * Puts cors.ts `answerPreflight` in front of Fastify's request handler: an allowed preflight
+ * whose head passes `requestHeadError` is answered there; everything else reaches Fastify,
+ * whose hooks give denied and odd preflights the same answers as before.
+ */
+function answerPreflightsFirst (server: Server, opts: GatewayOptions): void {
+  const listeners = server.listeners('request')
+  const fastifyHandler = listeners[0] as ((req: IncomingMessage, res: ServerResponse) => void) | undefined
+  if (fastifyHandler === undefined || listeners.length !== 1) return
+  server.removeListener('request', fastifyHandler)
+  server.on('request', function (this: Server, req: IncomingMessage, res: ServerResponse) {
+    if (req.method === 'OPTIONS' && requestHeadError(req.rawHeaders, opts.config) === undefined && answerPreflight(opts, req, res)) return
+    fastifyHandler.call(this, req, res)
+  })
+}
+
 export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstance> {
   const app = Fastify({ ...serverOptions(opts.config), loggerInstance: opts.logger as unknown as FastifyBaseLogger })
   applyServerLimits(app.server, opts.config)
+  answerPreflightsFirst(app.server, opts)
   // Before the CORS layer judges anything (hooks run in registration order).
   app.addHook('onRequest', function (request, reply, done) {
     const error = requestHeadError(request.raw.rawHeaders, opts.config)

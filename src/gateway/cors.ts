@@ -6,6 +6,7 @@
 // delegate, it registers an `OPTIONS *` route that collides with a proxy mounted at `/`, and
 // headers it sets in `onRequest` are overwritten by reply-from with the upstream's. Our header
 // values are precomputed per policy (src/policy/headers.ts), so this layer only picks them.
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
@@ -135,7 +136,7 @@ function sendDenial (reply: FastifyReply, state: CorsState): void {
 }
 
 async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<void> {
-  const { config, metrics } = opts
+  const { config } = opts
   const bodyLimit = config.server.bodyLimit
   // Decided once: no allocation for the request log line when info is off.
   const logRequests = opts.logger.isLevelEnabled('info')
@@ -185,27 +186,58 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
   app.addHook('onResponse', function (request, reply, done) {
     const state = request.corsgate
     if (state === null) return done()
-    const status = reply.statusCode
-    const route = state.route?.label ?? 'none'
-    metrics.requests.inc({ route, kind: state.kind, decision: state.decision.outcome, reason: state.decision.reason })
-    metrics.duration.observe({ route, kind: state.kind }, reply.elapsedTime / 1000)
-    if (logRequests) {
-      opts.logger.info({
-        reqId: request.id,
-        route,
-        method: request.raw.method,
-        path: state.path,
-        origin: state.origin,
-        kind: state.kind,
-        decision: state.decision.outcome,
-        reason: state.decision.reason,
-        rule: state.decision.rule,
-        status,
-        durationMs: Math.round(reply.elapsedTime * 1000) / 1000
-      }, 'request')
-    }
+    recordRequest(opts, logRequests, state, request.id, request.raw.method, reply.statusCode, reply.elapsedTime)
     done()
   })
+}
+
+/** Metrics and the one log line of a finished request (SPEC.md "Logs"). */
+function recordRequest (opts: Pick<CorsOptions, 'metrics' | 'logger'>, logRequests: boolean, state: CorsState, reqId: string, method: string | undefined, status: number, elapsedMs: number): void {
+  const route = state.route?.label ?? 'none'
+  opts.metrics.requests.inc({ route, kind: state.kind, decision: state.decision.outcome, reason: state.decision.reason })
+  opts.metrics.duration.observe({ route, kind: state.kind }, elapsedMs / 1000)
+  if (logRequests) {
+    opts.logger.info({
+      reqId,
+      route,
+      method,
+      path: state.path,
+      origin: state.origin,
+      kind: state.kind,
+      decision: state.decision.outcome,
+      reason: state.decision.reason,
+      rule: state.decision.rule,
+      status,
+      durationMs: Math.round(elapsedMs * 1000) / 1000
+    }, 'request')
+  }
+}
+
+let preflightIds = 0
+
+/**
+ * Answers an allowed preflight straight from Node's `request` event, before Fastify builds a
+ * request, a reply and a child logger and runs its hook chain for what is a status and a few
+ * precomputed headers (a preflight cost 2.2× a bare Fastify 204 route through the hooks; see
+ * docs/PERFORMANCE.md). Same status, headers, metrics and log line as `onRequest` gives.
+ * Anything but an allowed preflight (denied, report-only, shutting down, an ambiguous path)
+ * returns false, and Fastify handles the request as before. The caller has already checked
+ * the request head (app.ts `requestHeadError`).
+ */
+export function answerPreflight (opts: CorsOptions, req: IncomingMessage, res: ServerResponse): boolean {
+  const headers = req.headers
+  if (req.method !== 'OPTIONS' || headers.origin === undefined || headers['access-control-request-method'] === undefined || opts.isClosing()) return false
+  const started = performance.now()
+  const state = judgeRequest(opts, { method: 'OPTIONS', url: req.url!, headers, encrypted: (req.socket as { encrypted?: boolean }).encrypted === true }, 'preflight')
+  if (state.decision.outcome !== 'allowed' || AMBIGUOUS_PATH.test(state.path)) return false
+  res.writeHead(state.policy.preflightStatus, preflightHeaders(state.policy, state.decision, {
+    requestHeaders: singleHeader(headers['access-control-request-headers']),
+    privateNetwork: headers['access-control-request-private-network'] === 'true'
+  }))
+  res.end()
+  const logRequests = opts.logger.isLevelEnabled('info')
+  recordRequest(opts, logRequests, state, logRequests ? `preflight-${(++preflightIds).toString(36)}` : '', 'OPTIONS', state.policy.preflightStatus, performance.now() - started)
+  return true
 }
 
 function headerString (value: string | number | string[] | undefined): string | undefined {
