@@ -45,10 +45,18 @@ export function parseConfig (text: string, file: string, env: Env = {}): LoadedC
   if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`))
   const raw: unknown = doc.toJS() ?? {}
   const problems: string[] = []
-  const envOrigins = applyEnv(raw, env, problems)
+  const fromEnv = new Map<string, string>()
+  const envOrigins = applyEnv(raw, env, problems, fromEnv)
 
   const parsed = configSchema.safeParse(raw)
-  if (!parsed.success) throw new ConfigError(file, [...problems, ...parsed.error.issues.map(describeIssue), ...rawPatternProblems(raw)])
+  if (!parsed.success) {
+    throw new ConfigError(file, [
+      ...problems,
+      ...parsed.error.issues.map((issue) => describeIssue(issue, fromEnv)),
+      ...rawPatternProblems(raw),
+      ...envOriginProblems(envOrigins)
+    ])
+  }
   const config = parsed.data
   if (envOrigins.length > 0 && !('default' in config.policies)) problems.push('CORSGATE_ORIGINS: there is no policy named "default" to add the origins to')
 
@@ -82,12 +90,24 @@ function rawPatternProblems (raw: unknown): string[] {
   return errors.map((e) => `${e.where}: ${e.message}`)
 }
 
-function describeIssue (issue: z.core.$ZodIssue): string {
+function envOriginProblems (origins: readonly string[]): string[] {
+  const errors: EntryError[] = []
+  parseEntries(origins.map((value, i) => ({ value, source: 'env', where: `CORSGATE_ORIGINS[${i}]` })), errors)
+  return errors.map((e) => `${e.where}: ${e.message}`)
+}
+
+/** One line per schema issue, named by its path, or by the variable that set the value. */
+function describeIssue (issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): string {
   const path = formatPath(issue.path)
+  const where = fromEnv.has(path) ? `${fromEnv.get(path)!} (${path})` : path === '' ? '(top level)' : path
   if (issue.code === 'unrecognized_keys') {
-    return `${path === '' ? '(top level)' : path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
   }
-  return `${path === '' ? '(top level)' : path}: ${issue.message}`
+  if (issue.code === 'invalid_key') {
+    // A record key (a policy name) that fails its own schema: keep that schema's message.
+    return `${where}: invalid name: ${issue.issues.map((i) => i.message).join('; ')}`
+  }
+  return `${where}: ${issue.message}`
 }
 
 export function formatPath (path: readonly PropertyKey[]): string {
@@ -101,7 +121,7 @@ export function formatPath (path: readonly PropertyKey[]): string {
 
 // The knobs a container needs (SPEC.md "Configuration"), applied to the raw document so the
 // schema validates them like any other value.
-function applyEnv (raw: unknown, env: Env, problems: string[]): string[] {
+function applyEnv (raw: unknown, env: Env, problems: string[], fromEnv: Map<string, string>): string[] {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return []
   const doc = raw as Record<string, unknown>
   const section = (key: string): Record<string, unknown> => {
@@ -120,19 +140,26 @@ function applyEnv (raw: unknown, env: Env, problems: string[]): string[] {
     }
     return Number(value)
   }
-  if (env.CORSGATE_HOST) section('server').host = env.CORSGATE_HOST
+  const set = (name: string, sectionName: string, key: string, value: unknown): void => {
+    section(sectionName)[key] = value
+    fromEnv.set(`${sectionName}.${key}`, name)
+  }
+  if (env.CORSGATE_HOST) set('CORSGATE_HOST', 'server', 'host', env.CORSGATE_HOST)
   const serverPort = port('CORSGATE_PORT')
-  if (serverPort !== undefined) section('server').port = serverPort
-  if (env.CORSGATE_ADMIN_HOST) section('admin').host = env.CORSGATE_ADMIN_HOST
+  if (serverPort !== undefined) set('CORSGATE_PORT', 'server', 'port', serverPort)
+  if (env.CORSGATE_ADMIN_HOST) set('CORSGATE_ADMIN_HOST', 'admin', 'host', env.CORSGATE_ADMIN_HOST)
   const adminPort = port('CORSGATE_ADMIN_PORT')
-  if (adminPort !== undefined) section('admin').port = adminPort
-  if (env.CORSGATE_LOG_LEVEL) section('log').level = env.CORSGATE_LOG_LEVEL
-  if (env.CORSGATE_REDIS_URL) section('redis').url = env.CORSGATE_REDIS_URL
+  if (adminPort !== undefined) set('CORSGATE_ADMIN_PORT', 'admin', 'port', adminPort)
+  if (env.CORSGATE_LOG_LEVEL) set('CORSGATE_LOG_LEVEL', 'log', 'level', env.CORSGATE_LOG_LEVEL)
+  if (env.CORSGATE_REDIS_URL) set('CORSGATE_REDIS_URL', 'redis', 'url', env.CORSGATE_REDIS_URL)
   if (env.CORSGATE_UPSTREAM) {
     const routes = Array.isArray(doc.routes) ? doc.routes as Array<Record<string, unknown>> : []
-    const catchAll = routes.find((r) => r !== null && typeof r === 'object' && r.path === '/' && r.host === undefined)
-    if (catchAll === undefined) problems.push('CORSGATE_UPSTREAM: the config has no catch-all route (path "/" without host) to point at it')
-    else catchAll.upstream = env.CORSGATE_UPSTREAM
+    const index = routes.findIndex((r) => r !== null && typeof r === 'object' && r.path === '/' && r.host === undefined)
+    if (index < 0) problems.push('CORSGATE_UPSTREAM: the config has no catch-all route (path "/" without host) to point at it')
+    else {
+      routes[index]!.upstream = env.CORSGATE_UPSTREAM
+      fromEnv.set(`routes[${index}].upstream`, 'CORSGATE_UPSTREAM')
+    }
   }
   return (env.CORSGATE_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '')
 }

@@ -131,7 +131,7 @@ export const configSchema = z.strictObject({
   })
   const seen = new Set<string>()
   config.routes.forEach((route, i) => {
-    const key = `${route.host ?? ''} ${route.path}`
+    const key = `${route.host?.toLowerCase() ?? ''} ${route.path}`
     if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `duplicates an earlier route for ${route.host ?? 'any host'} ${route.path}` })
     seen.add(key)
   })

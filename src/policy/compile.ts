@@ -55,7 +55,7 @@ export function parseEntries (raw: Iterable<RawEntry>, errors: EntryError[]): Ma
   const entries: MatcherEntry[] = []
   for (const r of raw) {
     try {
-      const entry: MatcherEntry = { pattern: parseOriginPattern(r.value), source: r.source }
+      const entry: MatcherEntry = { pattern: parseOriginPattern(r.value), source: r.source, where: r.where }
       if (r.expiresAt !== undefined) entry.expiresAt = r.expiresAt
       entries.push(entry)
     } catch (err) {
@@ -81,7 +81,7 @@ export function compilePolicy ({ name, config, allow, deny }: PolicyInput, error
   const allowEntries = config.credentials
     ? allow.filter((e) => {
       if (e.pattern.kind !== 'any') return true
-      errors.push({ where: `policies.${name}.origins (${e.source})`, value: '*', message: '"*" cannot be used with credentials: true (browsers refuse a credentialed "*"); list the origins, or set credentials: false' })
+      errors.push({ where: e.where ?? `policies.${name}.origins (${e.source})`, value: '*', message: '"*" cannot be used with credentials: true (browsers refuse a credentialed "*"); list the origins, or set credentials: false' })
       return false
     })
     : allow

@@ -11,6 +11,8 @@ export interface MatcherEntry {
   source: EntrySource
   /** Unix ms after which the entry no longer matches (expiring Redis entries). */
   expiresAt?: number
+  /** Where it was written (`policies.default.origins[2]`, a Redis key), for error messages. */
+  where?: string
 }
 
 export class OriginMatcher {
@@ -102,7 +104,7 @@ export class OriginMatcher {
       }
     }
     for (const entry of this.regexes) {
-      if ((entry.pattern as { regex: RegExp }).regex.test(origin)) {
+      if (entry.pattern.kind === 'regex' && entry.pattern.regex.matches(origin)) {
         const hit = live(entry, now)
         if (hit !== undefined) return hit
       }

@@ -3,7 +3,7 @@
 // `parseSerializedOrigin`, which only splits a header that is already in canonical form.
 import { domainToASCII } from 'node:url'
 import { parse as parseDomain } from 'tldts'
-import safeRegex from 'safe-regex2'
+import { RE2JS } from 're2js'
 
 export type OriginPattern =
   | { kind: 'any', text: '*' }
@@ -14,7 +14,8 @@ export type OriginPattern =
   | { kind: 'subdomain', text: string, scheme: string, suffix: string, port: string }
   /** `scheme://host:*`: that host on any port (including the default). */
   | { kind: 'any-port', text: string, scheme: string, host: string }
-  | { kind: 'regex', text: string, regex: RegExp }
+  /** A full-match RE2 expression: linear time whatever the input, so it cannot stall the event loop. */
+  | { kind: 'regex', text: string, regex: { matches: (input: string) => boolean } }
 
 export class OriginPatternError extends Error {
   constructor (readonly pattern: string, reason: string) {
@@ -47,7 +48,7 @@ export function parseOriginPattern (input: string): OriginPattern {
   const { host: rawHost, port: rawPort } = splitAuthority(input, authority)
   let port = rawPort
   if (port !== '*' && port !== '') {
-    if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) throw new OriginPatternError(input, `invalid port "${port}"`)
+    if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535 || Number(port) === 0) throw new OriginPatternError(input, `invalid port "${port}"`)
     port = String(Number(port))
     if (DEFAULT_PORTS[scheme] === port) port = ''
   }
@@ -58,6 +59,7 @@ export function parseOriginPattern (input: string): OriginPattern {
     wildcard = true
     hostText = hostText.slice(2)
   }
+  if (wildcard && hostText.startsWith('[')) throw new OriginPatternError(input, 'a wildcard cannot stand over an IP address')
   if (hostText.includes('*')) throw new OriginPatternError(input, '"*" is only allowed as the whole leading label ("*.example.com") or as the port (":*")')
   const host = normaliseHost(input, hostText)
 
@@ -74,23 +76,20 @@ function parseRegexPattern (text: string): OriginPattern {
   let source = text.slice(3)
   if (source.length === 0) throw new OriginPatternError(text, 'the regular expression is empty')
   if (source.length > MAX_REGEX_SOURCE) throw new OriginPatternError(text, `the regular expression is longer than ${MAX_REGEX_SOURCE} characters`)
-  // Anchor both ends whatever the author wrote (an unanchored origin regex is a classic hole),
-  // around the whole expression so that `^a|b$` cannot leave one branch open.
+  // RE2 (re2js) runs in time linear in the input, so no expression can backtrack and stall the
+  // event loop. `matches()` is a full match: the expression is anchored at both ends whatever
+  // the author wrote, and an unbalanced `)|(` is a syntax error rather than a way out.
   if (source.startsWith('^')) source = source.slice(1)
   if (source.endsWith('$') && !source.endsWith('\\$')) source = source.slice(0, -1)
-  source = `^(?:${source})$`
-  let regex: RegExp
   try {
-    regex = new RegExp(source)
+    return { kind: 'regex', text, regex: RE2JS.compile(source) }
   } catch (err) {
-    throw new OriginPatternError(text, `invalid regular expression: ${(err as Error).message}`)
+    throw new OriginPatternError(text, `invalid regular expression (RE2 syntax): ${(err as Error).message}`)
   }
-  // Star height > 1 (nested quantifiers) can backtrack exponentially and stall the event loop.
-  if (!safeRegex(regex)) throw new OriginPatternError(text, 'the regular expression could backtrack catastrophically (nested quantifiers); rewrite it')
-  return { kind: 'regex', text, regex }
 }
 
 function splitAuthority (input: string, authority: string): { host: string, port: string } {
+  if (authority.startsWith('*.[')) throw new OriginPatternError(input, 'a wildcard cannot stand over an IP address')
   if (authority.startsWith('[')) {
     const end = authority.indexOf(']')
     if (end < 0) throw new OriginPatternError(input, 'unterminated IPv6 address')
@@ -108,9 +107,17 @@ function splitAuthority (input: string, authority: string): { host: string, port
 function normaliseHost (input: string, host: string): string {
   if (host.startsWith('[')) {
     if (!/^\[[0-9a-fA-F:.]+\]$/.test(host)) throw new OriginPatternError(input, 'invalid IPv6 address')
-    return host.toLowerCase()
+    // Config only, never a request header: the URL parser gives the form browsers serialize
+    // (`[0:0:0:0:0:0:0:1]` → `[::1]`, `[::ffff:127.0.0.1]` → `[::ffff:7f00:1]`).
+    try {
+      return new URL(`http://${host}`).hostname
+    } catch {
+      throw new OriginPatternError(input, 'invalid IPv6 address')
+    }
   }
   if (host.endsWith('.')) throw new OriginPatternError(input, 'the host ends with "."; write it without the trailing dot')
+  // domainToASCII stops at some characters (`app\\.example.com` → `app`): refuse them first.
+  if (/[\\%\s"<>^`{|}]/.test(host)) throw new OriginPatternError(input, `invalid host "${host}": it contains a character no origin can (is this a regular expression? write it as "re:…")`)
   const ascii = domainToASCII(host)
   if (ascii === '' || !/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(ascii)) throw new OriginPatternError(input, `invalid host "${host}"`)
   return ascii
