@@ -73,8 +73,8 @@ export interface SliceOptions {
 }
 
 /**
- * Remembers each pattern text's parse result (pattern or error) across builds. Patterns are
- * immutable (regexes carry no `g`/`y` state), so sharing them between snapshots is safe.
+ * Remembers each pattern text's parse result (pattern or error) across builds. Parsed patterns
+ * are never mutated after parsing, so sharing them between snapshots is safe.
  * Only the texts used by the latest build are kept: `rotate()` drops the rest.
  */
 export class PatternCache {
