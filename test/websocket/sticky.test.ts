@@ -1,0 +1,150 @@
+// Several upstreams per route: spread, Socket.IO sessions sticky, refused upstreams ejected.
+import t from 'tap'
+import { io, type Socket } from 'socket.io-client'
+import { startTestGateway } from '../helpers/gateway.js'
+import { createServer } from 'node:http'
+import { startUpstream, type Upstream } from '../helpers/upstream.js'
+import { startSocketIoUpstream } from '../helpers/socketio-upstream.js'
+
+const ORIGIN = 'https://app.example.com'
+
+/** An upstream on a given port (the one a closed upstream had), counting what it sees. */
+async function listenAgain (port: number): Promise<Upstream> {
+  const seen: Upstream['seen'] = []
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.alloc(0) })
+    res.end('back')
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    server,
+    seen,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+async function connected (socket: Socket): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve)
+    socket.once('connect_error', reject)
+  })
+}
+
+t.test('50 polling clients through two Socket.IO upstreams never hit "Session ID unknown"', async (t) => {
+  const a = await startSocketIoUpstream('a')
+  const b = await startSocketIoUpstream('b')
+  const gw = await startTestGateway({
+    policies: { default: { origins: [ORIGIN] } },
+    routes: [{ path: '/socket.io/', upstreams: [a.url, b.url], websocket: true }]
+  })
+  t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+
+  // No cookies: stickiness must hold by sid alone (withCredentials off, as for most Node clients).
+  const clients = Array.from({ length: 50 }, () => io(gw.url, { transports: ['polling'], extraHeaders: { origin: ORIGIN }, reconnection: false, forceNew: true }))
+  t.teardown(() => { for (const c of clients) c.close() })
+  await Promise.all(clients.map(connected))
+  const served = await Promise.all(clients.map(async (c, i) => {
+    const names = new Set<string>()
+    for (let k = 0; k < 2; k++) {
+      t.equal(await c.emitWithAck('echo', `${i}:${k}`), `${i}:${k}`)
+      names.add((await c.emitWithAck('whoami') as { name: string }).name)
+    }
+    return names
+  }))
+  t.ok(served.every((names) => names.size === 1), 'every session stayed on one upstream')
+  t.same([...a.errors, ...b.errors], [], 'no engine.io connection_error (Session ID unknown) on either upstream')
+  t.equal(a.connections + b.connections, 50)
+  t.ok(a.connections >= 20 && b.connections >= 20, `sessions were spread (${a.connections} / ${b.connections})`)
+  t.ok(clients.every((c) => c.connected), 'every client is still connected')
+  // Closed here, before the gateway: a pending long poll would hold its shutdown up to pingInterval.
+  for (const c of clients) c.close()
+  await Promise.all([a.idle(), b.idle()])
+})
+
+t.test('websocket-only and upgrading sessions spread and stay where they started', async (t) => {
+  const a = await startSocketIoUpstream('a')
+  const b = await startSocketIoUpstream('b')
+  const gw = await startTestGateway({
+    policies: { default: { origins: [ORIGIN] } },
+    routes: [{ path: '/socket.io/', upstreams: [a.url, b.url], websocket: true }]
+  })
+  t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+  const clients = Array.from({ length: 10 }, (_, i) => io(gw.url, { transports: i % 2 === 0 ? ['websocket'] : ['polling', 'websocket'], extraHeaders: { origin: ORIGIN }, reconnection: false, forceNew: true }))
+  t.teardown(() => { for (const c of clients) c.close() })
+  await Promise.all(clients.map(connected))
+  await Promise.all(clients.map(async (c) => {
+    const engine = c.io.engine
+    if (engine.transport.name !== 'websocket') await new Promise((resolve) => engine.once('upgrade', resolve))
+  }))
+  for (const c of clients) t.equal(await c.emitWithAck('echo', 'x'), 'x')
+  t.same([...a.errors, ...b.errors], [])
+  t.equal(a.upgrades.length + b.upgrades.length, 10, 'every websocket reached the upstream of its session')
+  t.ok(a.connections > 0 && b.connections > 0, `spread (${a.connections} / ${b.connections})`)
+  for (const c of clients) c.close()
+  await Promise.all([a.idle(), b.idle()])
+})
+
+t.test('with cookies, the corsgate_upstream cookie pins a client whose sid this process does not know', async (t) => {
+  const a = await startSocketIoUpstream('a')
+  const b = await startSocketIoUpstream('b')
+  const gw = await startTestGateway({
+    policies: { default: { origins: [ORIGIN] } },
+    routes: [{ path: '/socket.io/', upstreams: [a.url, b.url], websocket: true }]
+  })
+  t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+  const res = await fetch(`${gw.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: ORIGIN } })
+  const cookies = res.headers.getSetCookie()
+  const sticky = cookies.find((c) => c.startsWith('corsgate_upstream='))
+  t.match(sticky, /^corsgate_upstream=[\w-]+; Path=\/socket\.io\/; HttpOnly; SameSite=Lax$/, 'over plain http: Lax, no Secure')
+  t.ok(cookies.some((c) => c.startsWith('app_session=')), 'the upstream cookie is kept beside it')
+  const sid = (JSON.parse((await res.text()).slice(1)) as { sid: string }).sid
+  // Forget the session, as another replica or a restarted gateway would not know it.
+  const route = gw.routes.routes[0]!
+  ;(route.pool as unknown as { sessions: Map<string, unknown> }).sessions.clear()
+  const pair = sticky!.split(';')[0]!
+  for (let k = 0; k < 4; k++) {
+    const poll = await fetch(`${gw.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', headers: { origin: ORIGIN, cookie: pair, 'content-type': 'text/plain' }, body: '40' })
+    t.equal(poll.status, 200, `request ${k} found its session`)
+  }
+})
+
+t.test('an upstream that refuses connections leaves the rotation and comes back when it answers', async (t) => {
+  const a = await startUpstream()
+  let b: Upstream = await startUpstream()
+  const bPort = b.port
+  const gw = await startTestGateway({
+    policies: { default: { origins: [ORIGIN] } },
+    routes: [{ path: '/', upstreams: [a.url, b.url], ejectionMs: 300 }]
+  })
+  t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+
+  for (let k = 0; k < 4; k++) t.equal((await fetch(`${gw.url}/r${k}`)).status, 200)
+  t.equal(a.seen.length, 2, 'round robin: half to a')
+  t.equal(b.seen.length, 2, 'round robin: half to b')
+
+  await b.close()
+  const statuses: number[] = []
+  for (let k = 0; k < 10; k++) statuses.push((await fetch(`${gw.url}/down${k}`)).status)
+  t.ok(statuses.filter((s) => s === 502).length <= 1, `at most the request that found b down failed (${statuses.join(',')})`)
+  t.equal(statuses.at(-1), 200)
+  t.match(await (await fetch(gw.adminUrl + '/metrics')).text(), /corsgate_upstream_errors_total\{route="\/",kind="unavailable"\} 1/)
+
+  // b answers again on its port: after the ejection it is tried, and stays in rotation.
+  b = await listenAgain(bPort)
+  let back = false
+  for (let k = 0; k < 200 && !back; k++) {
+    const res = await fetch(`${gw.url}/back${k}`)
+    t.equal(res.status, 200)
+    back = b.seen.length > 0
+    if (!back) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.ok(back, 'b is back in rotation')
+  const before = b.seen.length
+  for (let k = 0; k < 4; k++) await fetch(`${gw.url}/again${k}`)
+  t.equal(b.seen.length - before, 2, 'and gets its share again')
+})

@@ -1,0 +1,57 @@
+// Round robin, ejection, sid stickiness, cookie fallback: the pool without a server.
+import { Readable } from 'node:stream'
+import { text } from 'node:stream/consumers'
+import t from 'tap'
+import { cookieValue, engineSid, isEngineHandshake, SidSniffer, UpstreamPool } from '../../src/gateway/upstream-pool.js'
+
+t.test('round robin over the upstreams in rotation; ejected ones come back after ejectionMs', async (t) => {
+  const pool = new UpstreamPool(['http://a', 'http://b', 'http://c'], { ejectionMs: 1000 })
+  t.same([0, 1, 2, 0].map(() => pool.pick(undefined, undefined, 0)), [0, 1, 2, 0])
+  pool.eject(1, 0)
+  t.same([1, 2, 3, 4].map(() => pool.pick(undefined, undefined, 500)), [2, 0, 2, 0], 'b skipped while ejected')
+  t.notOk(pool.inRotation(1, 999))
+  t.ok(pool.inRotation(1, 1000))
+  t.ok([1, 2, 3].map(() => pool.pick(undefined, undefined, 1000)).includes(1), 'b is tried again')
+  pool.eject(0, 2000); pool.eject(1, 2000); pool.eject(2, 2000)
+  t.same(new Set([1, 2, 3].map(() => pool.pick(undefined, undefined, 2500))), new Set([0, 1, 2]), 'all ejected: the rotation goes on over all')
+})
+
+t.test('a learnt session is sticky, even to an ejected upstream; idle sessions are forgotten', async (t) => {
+  const pool = new UpstreamPool(['http://a', 'http://b'], { ejectionMs: 1000, sessionIdleMs: 100 })
+  pool.learn('s1', 1, 0)
+  pool.eject(1, 0)
+  t.equal(pool.pick('s1', undefined, 50), 1)
+  pool.learn('s2', 0, 120) // s1 was seen at 50: kept
+  t.equal(pool.sessionCount, 2)
+  pool.learn('s3', 0, 300)
+  t.equal(pool.sessionCount, 1, 's1 and s2 idle for over 100 ms')
+})
+
+t.test('the cookie names an upstream by a hash of its URL', async (t) => {
+  const pool = new UpstreamPool(['http://a', 'http://b'], { ejectionMs: 1000 })
+  const reordered = new UpstreamPool(['http://b', 'http://a'], { ejectionMs: 1000 })
+  t.equal(pool.keys[0], reordered.keys[1])
+  t.equal(pool.pick('unknown-sid', pool.keys[1], 0), 1)
+  t.equal(pool.pick('unknown-sid', pool.keys[1], 0), 1)
+  t.equal(pool.pick(undefined, 'garbage', 0), 0)
+})
+
+t.test('engine.io request shapes', async (t) => {
+  t.equal(engineSid('/socket.io/?EIO=4&transport=polling&sid=abc-DEF_1'), 'abc-DEF_1')
+  t.equal(engineSid('/socket.io/?EIO=4&transport=polling'), undefined)
+  t.equal(engineSid('/socket.io/?xsid=1'), undefined)
+  t.ok(isEngineHandshake('/socket.io/?EIO=4&transport=polling&t=x'))
+  t.notOk(isEngineHandshake('/socket.io/?EIO=4&transport=polling&sid=a'))
+  t.notOk(isEngineHandshake('/socket.io/?EIO=4&transport=websocket'))
+  t.equal(cookieValue('a=1; corsgate_upstream=k1; b=2', 'corsgate_upstream'), 'k1')
+  t.equal(cookieValue(undefined, 'corsgate_upstream'), undefined)
+})
+
+t.test('SidSniffer reads the sid of v4 and v3 handshakes and passes the body unchanged', async (t) => {
+  for (const body of ['0{"sid":"Ab1-_x","upgrades":["websocket"],"pingInterval":25000}', '96:0{"sid":"Ab1-_x","upgrades":[]}2:40']) {
+    const sids: string[] = []
+    const out = await text(Readable.from([Buffer.from(body.slice(0, 7)), Buffer.from(body.slice(7))]).pipe(new SidSniffer((sid) => sids.push(sid))))
+    t.equal(out, body)
+    t.same(sids, ['Ab1-_x'])
+  }
+})
