@@ -1,6 +1,7 @@
 // The public gateway as a plain Fastify instance that tests can build and listen on.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyReply } from 'fastify'
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
@@ -38,6 +39,15 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
     maxRequestsPerSocket: s.maxRequestsPerSocket,
     // 503 while closing is ours, with CORS headers (see cors.ts).
     return503OnClosing: false,
+    clientErrorHandler: answerClientError,
+    // A URL the router cannot decode (`/%`, an overlong parameter) is refused before any hook
+    // runs; answer it in our shape too.
+    frameworkErrors: function (error, _request, rawReply) {
+      const status = error.statusCode ?? 400
+      const reply = rawReply as FastifyReply
+      reply.code(status).header('content-type', 'application/json; charset=utf-8').header('vary', 'Origin')
+        .send(JSON.stringify(errorBody(status, error.code, error.message)))
+    },
     http: {
       maxHeaderSize: s.maxHeaderSize,
       headersTimeout: s.headersTimeoutMs,
@@ -49,6 +59,29 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
     },
     routerOptions: { maxParamLength: 2048 }
   }
+}
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'CORSGATE_REQUEST_TIMEOUT'],
+  HPE_HEADER_OVERFLOW: [431, 'CORSGATE_HEADERS_TOO_LARGE']
+}
+
+/**
+ * Answers what Node's parser refused (smuggling attempts, bad framing, unknown methods) or
+ * timed out, in our JSON shape instead of Fastify's, with `Vary: Origin` like every other
+ * answer, then closes the connection: after a framing error nothing on it can be trusted.
+ */
+function answerClientError (this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'CORSGATE_MALFORMED_REQUEST']
+  this.log.debug({ error: err.message, code: err.code }, 'client error')
+  // As Node does: once a response has started on this socket, a status line can't follow.
+  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true
+  if (socket.writable && !started) {
+    const body = JSON.stringify(errorBody(status, code, err.code === undefined ? err.message : `${err.message} (${err.code})`))
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nVary: Origin\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
 }
 
 /** Limits Node's http server takes as properties rather than constructor options. */
@@ -98,7 +131,8 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   // Before the CORS layer judges anything (hooks run in registration order).
   app.addHook('onRequest', function (request, reply, done) {
     const error = requestHeadError(request.raw.rawHeaders, opts.config)
-    if (error !== undefined) return reply.send(error)
+    // Refused before routing: no policy is known yet, so Vary: Origin in case any cache looks.
+    if (error !== undefined) return reply.header('vary', 'Origin').send(error)
     done()
   })
 
