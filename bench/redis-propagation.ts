@@ -7,7 +7,7 @@
 //     drift monitor), for the compile alone and for a full Redis read + compile + swap;
 //     five runs each, median and worst reported.
 //
-// Run: node --import tsx bench/redis-propagation.ts [--edits 100] [--json]
+// Run: node --import tsx bench/redis-propagation.ts [--edits 100] [--json] [--only propagation|compile]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -23,7 +23,7 @@ import { PolicyStore } from '../src/sources/policy-store.js'
 import { RedisPolicySource } from '../src/sources/redis.js'
 import { freePort, startRedis, type TestRedis } from '../test/helpers/redis-server.js'
 
-const { values } = parseArgs({ options: { edits: { type: 'string', default: '100' }, json: { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { edits: { type: 'string', default: '100' }, json: { type: 'boolean', default: false }, only: { type: 'string' } } })
 const EDITS = Math.min(Number(values.edits), 1000)
 const EDIT_TIMEOUT_MS = 3000
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname
@@ -230,8 +230,8 @@ const overall = setTimeout(() => { console.error('benchmark exceeded 5 minutes; 
 overall.unref()
 const redis = await startRedis()
 try {
-  const prop = await propagation(redis)
-  const compile = await compileBench(redis)
+  const prop = values.only === 'compile' ? { all: stats([]), slowestOfThree: stats([]), failures: 0 } : await propagation(redis)
+  const compile = values.only === 'propagation' ? {} : await compileBench(redis)
   const result = {
     date: new Date().toISOString(),
     node: process.version,

@@ -310,6 +310,9 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
       return
     }
     if (this.stopped) return
+    // Decoding a large reply and turning it into entries are long synchronous steps: let
+    // waiting requests through before the compile starts.
+    await yieldToEventLoop()
     const now = Date.now()
     const unchanged = this.st.loaded && this.lastRead !== undefined && sameRead(this.lastRead, read.raw)
     let record: ReloadRecord | undefined
@@ -349,6 +352,7 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     }
     const replies = await multi.exec()
     if (replies === null) throw new Error('MULTI was aborted')
+    await yieldToEventLoop()
 
     const raw: RawRead = []
     const live = new Map<string, LiveEntries>()
@@ -368,8 +372,8 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
         }
         return Array.isArray(value) ? value : []
       }
-      const origins = take(0, keys.origins).map(String)
-      const deny = take(1, keys.deny).map(String)
+      const origins = take(0, keys.origins) as string[]
+      const deny = take(1, keys.deny) as string[]
       const expiring = zsetPairs(take(2, keys.expiring))
       raw.push(origins, deny, expiring.flatMap(([m, s]) => [m, String(s)]))
       for (const value of origins) entries.allow.push({ value, source: 'redis', where: keys.origins })
@@ -446,6 +450,10 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     }
     this.scheduleExpiry(live)
   }
+}
+
+async function yieldToEventLoop (): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve))
 }
 
 /** `CONFIG GET` answers `[name, value]` (RESP2) or `{ name: value }` (RESP3 maps). */
