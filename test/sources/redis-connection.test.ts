@@ -45,6 +45,13 @@ t.test('option builder', async (t) => {
   t.equal(maskRedisUrl('redis://h:1'), 'redis://h:1')
 })
 
+t.test('an unreadable password file stops the start with a config error naming the field', async (t) => {
+  await t.rejects(startTestGateway({ routes: [{ path: '/', upstream: 'http://127.0.0.1:9' }], redis: { url: 'redis://127.0.0.1:1', passwordFile: '/nonexistent/redis-password' } }), {
+    code: 'CORSGATE_CONFIG_INVALID',
+    message: /redis\.passwordFile: cannot read \/nonexistent\/redis-password: ENOENT/
+  })
+})
+
 t.test('password from a secret file and from the env; never in a log line', { skip: external }, async (t) => {
   const password = 'correct-horse-battery'
   const redis = await startRedis({ password })
