@@ -1,0 +1,106 @@
+// Real Chromium for the browser end-to-end suite: Debian's /usr/bin/chromium driven by
+// playwright-core, a fresh profile per run, and small page servers on loopback origins.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type BrowserContext } from 'playwright-core'
+
+export const CHROMIUM = process.env.CORSGATE_CHROMIUM ?? '/usr/bin/chromium'
+
+// DEVELOPERS.md: headless, no sandbox (containers), and nothing that talks to the network
+// on its own (component updates, sync, QUIC), so every request the tests see is theirs.
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+  '--no-first-run', '--disable-component-update', '--disable-sync']
+
+/**
+ * Why the browser suite cannot run here, or undefined when it can. Chromium missing is a
+ * skip unless CORSGATE_REQUIRE_CHROMIUM=1 (CI), where it is a failure; a Chromium that is
+ * there but fails to start always fails (see `launchChromium`).
+ */
+export function chromiumUnavailable (): { skip: string } | { fail: string } | undefined {
+  if (existsSync(CHROMIUM)) return undefined
+  const reason = `Chromium not found at ${CHROMIUM} (apt-get install chromium)`
+  return process.env.CORSGATE_REQUIRE_CHROMIUM === '1' ? { fail: `${reason}; CORSGATE_REQUIRE_CHROMIUM=1` } : { skip: reason }
+}
+
+export interface RunningBrowser {
+  context: BrowserContext
+  close: () => Promise<void>
+}
+
+/** Starts Chromium with a fresh user data dir. Throws with Chromium's own reason if it cannot. */
+export async function launchChromium (): Promise<RunningBrowser> {
+  const profile = mkdtempSync(join(tmpdir(), 'corsgate-chromium-'))
+  let context: BrowserContext
+  try {
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 })
+  } catch (err) {
+    rmSync(profile, { recursive: true, force: true })
+    throw new Error(`Chromium at ${CHROMIUM} could not start: ${(err as Error).message}`)
+  }
+  return {
+    context,
+    close: async () => {
+      await context.close()
+      rmSync(profile, { recursive: true, force: true })
+    }
+  }
+}
+
+export interface PageServer {
+  /** The page's origin as the browser will see it, e.g. `http://localhost:41234`. */
+  origin: string
+  server: Server
+  close: () => Promise<void>
+}
+
+const SOCKET_IO_CLIENT = (): string => readFileSync(join(process.cwd(), 'node_modules/socket.io-client/dist/socket.io.min.js'), 'utf8')
+
+/**
+ * Serves an empty HTML page at `/` and the socket.io-client browser bundle at
+ * `/socket.io.min.js`, on 127.0.0.1, addressed by the browser as `http://{hostname}:{port}`.
+ * `localhost` and `127.0.0.1` are different origins (and `localhost` a different site).
+ */
+export async function startPageServer (hostname: '127.0.0.1' | 'localhost'): Promise<PageServer> {
+  let bundle: string | undefined
+  const server = createServer((req, res) => {
+    if (req.url === '/socket.io.min.js') {
+      bundle ??= SOCKET_IO_CLIENT()
+      res.setHeader('content-type', 'text/javascript')
+      return res.end(bundle)
+    }
+    res.setHeader('content-type', 'text/html; charset=utf-8')
+    res.end('<!doctype html><meta charset="utf-8"><title>corsgate browser test</title><script src="/socket.io.min.js"></script>')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    origin: `http://${hostname}:${port}`,
+    server,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+/** A page's fetch as script sees it: a response, or the error fetch rejected with. */
+export type PageFetch = { status: number, body: string, headers: Record<string, string | null> } | { error: string }
+
+/**
+ * Browser-side source of `pageFetch(url, init, readHeaders)`: runs fetch and reports what
+ * script can see. Passed as a string: page.evaluate would otherwise receive code that tsx
+ * compiled for Node.
+ */
+export const PAGE_FETCH = `async function pageFetch (url, init, readHeaders) {
+  try {
+    const res = await fetch(url, init)
+    const headers = {}
+    for (const name of readHeaders || []) headers[name] = res.headers.get(name)
+    return { status: res.status, body: await res.text(), headers }
+  } catch (err) {
+    return { error: String(err) }
+  }
+}`
