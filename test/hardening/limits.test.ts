@@ -6,7 +6,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
-import { startTestGateway } from '../helpers/gateway.js'
+import { parseConfig } from '../../src/config/load.js'
+import { startTestGateway, testConfigYaml } from '../helpers/gateway.js'
 import { headerValues, openSocket, readUntilClose, sendRaw } from '../helpers/raw-http.js'
 import { startUpstream } from '../helpers/upstream.js'
 
@@ -25,6 +26,13 @@ t.test('the defaults are the documented ones, and reach the running server', asy
   // Node exposes maxHeaderSize only on the parser, via the option given to createServer.
   const big = await sendRaw(gw.url, `GET / HTTP/1.1\r\nHost: gw\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`)
   t.equal(big.status, 431, 'a 17 KiB header block is over the 16 KiB default')
+})
+
+t.test('a header timeout longer than the request timeout is refused at load, naming the field', async (t) => {
+  const yaml = testConfigYaml({ routes: [{ path: '/', upstream: 'http://127.0.0.1:9' }], server: { headersTimeoutMs: 70_000, requestTimeoutMs: 60_000 } })
+  t.throws(() => parseConfig(yaml, 'limits.yaml'), /server\.headersTimeoutMs.*must not exceed server\.requestTimeoutMs/)
+  const off = testConfigYaml({ routes: [{ path: '/', upstream: 'http://127.0.0.1:9' }], server: { headersTimeoutMs: 70_000, requestTimeoutMs: 0 } })
+  t.doesNotThrow(() => parseConfig(off, 'limits.yaml'), 'requestTimeoutMs: 0 (off) takes any header timeout')
 })
 
 t.test('header count, header size and duplicate Host', async (t) => {
