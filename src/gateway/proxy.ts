@@ -1,10 +1,16 @@
-// Forwarding through @fastify/http-proxy (reply-from and undici underneath). One registration
-// serves every route: the route table picks the upstream per request, so the route that was
+// Forwarding through @fastify/reply-from (undici underneath). One catch-all route serves every
+// configured route: the route table picks the upstream per request, so the route that was
 // judged is always the route that is forwarded to.
+//
+// reply-from is registered directly rather than through @fastify/http-proxy: http-proxy's
+// handler re-validated every path and built three URL objects per request (5 % of a proxied
+// GET's CPU in a profile) for checks that cors.ts makes in onRequest (`AMBIGUOUS_PATH`) and
+// reply-from repeats (`buildURL` keeps the destination on the upstream). Its other per-request
+// step, stripping invalid characters from upstream header values, is kept (`sanitizeHeaders`).
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { pipeline, Transform, type TransformCallback } from 'node:stream'
-import httpProxy from '@fastify/http-proxy'
+import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
@@ -12,6 +18,7 @@ import { Agent } from 'undici'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import type { Route } from './route-table.js'
 import { cookieValue, engineSid, isEngineHandshake, isRefusal, SidSniffer, STICKY_COOKIE, stickyCookie } from './upstream-pool.js'
 
 export interface ProxyOptions {
@@ -65,54 +72,79 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
     done(null, pipeline(payload, new ByteLimit(bodyLimit, request.raw as LimitedRequest), () => {}))
   })
 
-  await app.register(httpProxy, {
-    // reply-from logs every upstream failure at warn with a stack; ours is one line (onError).
-    logLevel: 'error',
-    upstream: '',
-    prefix: '/',
-    proxyPayloads: false,
-    websocket: false,
-    undici: agent,
-    disableRequestLogging: true,
-    replyOptions: {
-      getUpstream: pickUpstream,
-      // Laravel's maintenance mode answers 503: pass it through once, never retry.
-      retryDelay: () => null,
-      rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),
-      rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => stripUpstreamCors(stripHopByHop(headers), request),
-      onError: (reply: FastifyReply, { error }: { error: Error & { statusCode?: number, code?: string } }) => {
-        const route = reply.request.corsgate?.route?.label ?? 'none'
-        if ((reply.request.raw as LimitedRequest)[kBodyTooLarge] === true) {
-          metrics.upstreamErrors.inc({ route, kind: 'body_too_large' })
-          return reply.send(new PayloadTooLargeError(String(bodyLimit)))
-        }
-        const timeout = error.statusCode === 504
-        metrics.upstreamErrors.inc({ route, kind: timeout ? 'timeout' : 'unavailable' })
-        const picked = (reply.request.raw as LimitedRequest)[kUpstream] ?? 0
-        // A refused connection takes the upstream out of rotation (passive health).
-        if (isRefusal(error.cause)) reply.request.corsgate?.route?.pool.eject(picked)
-        logger.warn({ reqId: reply.request.id, route, upstream: reply.request.corsgate?.route?.upstreams[picked], error: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream error')
-        reply.send(timeout ? new UpstreamTimeoutError() : new UpstreamUnavailableError())
+  await app.register(replyFrom, { undici: agent, disableRequestLogging: true })
+  type FromOptions = NonNullable<Parameters<FastifyReply['from']>[1]>
+  const replyOptions = {
+    getUpstream: pickUpstream,
+    // Laravel's maintenance mode answers 503: pass it through once, never retry.
+    retryDelay: () => null,
+    rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),
+    rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => sanitizeHeaders(stripUpstreamCors(stripHopByHop(headers), request)),
+    onError: (reply: FastifyReply, { error }: { error: Error & { statusCode?: number, code?: string } }) => {
+      const route = reply.request.corsgate?.route?.label ?? 'none'
+      if ((reply.request.raw as LimitedRequest)[kBodyTooLarge] === true) {
+        metrics.upstreamErrors.inc({ route, kind: 'body_too_large' })
+        return reply.send(new PayloadTooLargeError(String(bodyLimit)))
       }
-    },
-    // The route's timeout applies to the response headers and to each gap between body chunks.
-    handler: (request, reply, dest, options) => {
-      const route = request.corsgate!.route!
-      // Socket.IO stickiness: the handshake response names the session; remember its upstream.
-      if (!route.pool.balanced || !isEngineHandshake(request.raw.url!)) return reply.from(dest, { ...options, timeout: route.timeoutMs })
-      const picked = (request.raw as LimitedRequest)[kUpstream] ?? 0
-      return reply.from(dest, {
-        ...options,
-        timeout: route.timeoutMs,
-        onResponse: (req: FastifyRequest, res: FastifyReply, upstream: { stream: NodeJS.ReadableStream }) => {
-          const i = (req.raw as LimitedRequest)[kUpstream] ?? picked
-          res.header('set-cookie', appendCookie(res.getHeader('set-cookie'), stickyCookie(route.pool.keys[i]!, route.path, isSecure(req, trustProxy))))
-          const sniffer = new SidSniffer((sid) => route.pool.learn(sid, i))
-          res.send(pipeline(upstream.stream, sniffer, () => {}))
-        }
-      } as Parameters<FastifyReply['from']>[1])
+      const timeout = error.statusCode === 504
+      metrics.upstreamErrors.inc({ route, kind: timeout ? 'timeout' : 'unavailable' })
+      const picked = (reply.request.raw as LimitedRequest)[kUpstream] ?? 0
+      // A refused connection takes the upstream out of rotation (passive health).
+      if (isRefusal(error.cause)) reply.request.corsgate?.route?.pool.eject(picked)
+      logger.warn({ reqId: reply.request.id, route, upstream: reply.request.corsgate?.route?.upstreams[picked], error: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream error')
+      reply.send(timeout ? new UpstreamTimeoutError() : new UpstreamUnavailableError())
     }
-  } as Parameters<typeof httpProxy>[1])
+  }
+  // The route's timeout applies to the response headers and to each gap between body chunks.
+  // One options object per route, built once, not spread per request.
+  const routeOptions = new Map<Route, FromOptions>()
+  const optionsFor = (route: Route): FromOptions => {
+    let options = routeOptions.get(route)
+    if (options === undefined) {
+      options = { ...replyOptions, timeout: route.timeoutMs } as unknown as FromOptions
+      routeOptions.set(route, options)
+    }
+    return options
+  }
+  const handler = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    // The path as sent (judged in onRequest); reply-from adds the query from the request URL.
+    const dest = request.corsgate!.path
+    const route = request.corsgate!.route!
+    // Socket.IO stickiness: the handshake response names the session; remember its upstream.
+    if (!route.pool.balanced || !isEngineHandshake(request.raw.url!)) return reply.from(dest, optionsFor(route))
+    const picked = (request.raw as LimitedRequest)[kUpstream] ?? 0
+    return reply.from(dest, {
+      ...optionsFor(route),
+      onResponse: (req: FastifyRequest, res: FastifyReply, upstream: { stream: NodeJS.ReadableStream }) => {
+        const i = (req.raw as LimitedRequest)[kUpstream] ?? picked
+        res.header('set-cookie', appendCookie(res.getHeader('set-cookie'), stickyCookie(route.pool.keys[i]!, route.path, isSecure(req, trustProxy))))
+        const sniffer = new SidSniffer((sid) => route.pool.learn(sid, i))
+        res.send(pipeline(upstream.stream, sniffer, () => {}))
+      }
+    } as FromOptions)
+  }
+  // reply-from logs every upstream failure at warn with a stack; ours is one line (onError).
+  for (const url of ['/', '/*']) app.route({ method: PROXIED_METHODS, url, handler, logLevel: 'error' })
+}
+
+// The methods @fastify/http-proxy forwarded by default; any other method gets the 404 answer.
+const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+
+// An upstream header value with a character Node refuses (a control character) would make the
+// response throw; drop the characters instead, as @fastify/http-proxy does.
+const INVALID_HEADER_CHARS = /[^\t\x20-\x7E\x80-\xFF]/g
+const HAS_INVALID_HEADER_CHAR = /[^\t\x20-\x7E\x80-\xFF]/
+
+function sanitizeHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  for (const name in headers) {
+    const value = headers[name]
+    if (typeof value === 'string') {
+      if (HAS_INVALID_HEADER_CHAR.test(value)) headers[name] = value.replace(INVALID_HEADER_CHARS, '')
+    } else if (Array.isArray(value)) {
+      headers[name] = value.map((v) => HAS_INVALID_HEADER_CHAR.test(v) ? v.replace(INVALID_HEADER_CHARS, '') : v)
+    }
+  }
+  return headers
 }
 
 // SPEC.md "Actual requests": X-Forwarded-For, -Proto, -Host for the upstream; Origin unchanged.
