@@ -2,8 +2,7 @@
 // simple and credentialed requests, preflighted writes, exposed headers, readable errors,
 // and the browser's preflight cache.
 import t from 'tap'
-import { chromiumUnavailable } from '../helpers/browser.js'
-import { startScenario } from './scenario.js'
+import { chromiumUnavailable, startScenario } from '../helpers/browser.js'
 
 const unavailable = chromiumUnavailable()
 if (unavailable !== undefined && 'skip' in unavailable) {

@@ -3,8 +3,7 @@
 // cross-site websocket hijacking, so the refused origin must not get a connection at all.
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { chromiumUnavailable } from '../helpers/browser.js'
-import { startScenario } from './scenario.js'
+import { chromiumUnavailable, startScenario } from '../helpers/browser.js'
 
 type WsResult = { opened: true, message: string } | { opened: false, code: number }
 type IoResult = { connected: true, echo: unknown, whoami: { cookie: string | null, origin: string | null }, transport: string } | { connected: false, error: string }

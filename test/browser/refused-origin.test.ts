@@ -2,8 +2,7 @@
 // from the allowed http://127.0.0.1:P): every call fails in the browser, and the upstream
 // sees none of them — corsgate refuses before forwarding, it does not rely on the browser.
 import t from 'tap'
-import { chromiumUnavailable } from '../helpers/browser.js'
-import { startScenario } from './scenario.js'
+import { chromiumUnavailable, startScenario } from '../helpers/browser.js'
 
 const unavailable = chromiumUnavailable()
 if (unavailable !== undefined && 'skip' in unavailable) {
