@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `corsgate` command: argument parsing only; the work happens in the rooms it calls.
+import cluster from 'node:cluster'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -10,6 +11,7 @@ import { RouteTable } from './gateway/route-table.js'
 import { nodeSupportWarning } from './node-support.js'
 import { createLogger, startGateway } from './server.js'
 import { PolicyStore } from './sources/policy-store.js'
+import { SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
 
 const USAGE = `usage:
   corsgate [start] [--config FILE]
@@ -36,14 +38,26 @@ async function start (args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true })
   const loaded = loadConfig(configPath(values.config))
   const logger = createLogger(loaded.config)
-  const warning = nodeSupportWarning()
-  if (warning !== undefined) logger.warn({ node: process.versions.node }, warning)
-  const running = await startGateway({ loaded, logger })
-  closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
+  const worker = workerIndex()
+  if (worker === undefined) {
+    const warning = nodeSupportWarning()
+    if (warning !== undefined) logger.warn({ node: process.versions.node }, warning)
+  }
+  // `server.workers` > 1: this process only supervises; each worker runs the gateway (src/workers.ts).
+  if (loaded.config.server.workers > 1 && cluster.isPrimary) {
+    superviseWorkers(loaded.config.server.workers, logger, loaded.config.server.shutdownGraceMs)
+    return -1
+  }
+  const running = worker === undefined
+    ? await startGateway({ loaded, logger })
+    : await startGateway({ loaded: workerConfig(loaded, worker), logger: logger.child({ worker }) })
+  const grace = closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
     else logger.info({ signal }, 'shutting down')
     await running.close()
   })
+  // A cluster worker drains when the primary asks (it relays SIGTERM/SIGINT as a message).
+  if (worker !== undefined) process.on('message', (message) => { if (message === SHUTDOWN_MESSAGE) void grace.close() })
   return -1 // keep running
 }
 

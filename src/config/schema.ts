@@ -81,7 +81,10 @@ export const configSchema = z.strictObject({
     maxRequestsPerSocket: z.number().int().min(0).default(0),
     shutdownGraceMs: ms.default(10_000),
     upstreamCaFile: z.string().optional(),
-    upstreamConnections: z.number().int().positive().default(128)
+    upstreamConnections: z.number().int().positive().default(128),
+    // Processes serving the public port (node:cluster; admin of worker i on admin.port + i).
+    // 1 = a single process, as in a container; see docs/PERFORMANCE.md "Workers".
+    workers: z.number().int().min(1).max(256).default(1)
   }).refine((s) => s.requestTimeoutMs === 0 || s.headersTimeoutMs <= s.requestTimeoutMs, {
     // Node refuses to start otherwise; say so at load, naming the field.
     path: ['headersTimeoutMs'], message: 'must not exceed server.requestTimeoutMs'
