@@ -45,10 +45,20 @@ export interface UpgradeOptions {
 export const CLOSE_GOING_AWAY = 1001
 export const CLOSE_TOO_BIG = 1009
 
-/** The websockets open through this gateway. */
+export interface TunnelSettings {
+  maxMessageBytes: number
+  closeGraceMs: number
+  idleTimeoutMs: number
+  metrics: GatewayMetrics
+  logger: Logger
+}
+
+/** The websockets open through this gateway, and what every tunnel shares. */
 export class TunnelSet {
   private readonly open = new Set<Tunnel>()
   private emptied: (() => void) | undefined
+
+  constructor (readonly settings: TunnelSettings) {}
 
   get size (): number {
     return this.open.size
@@ -56,10 +66,13 @@ export class TunnelSet {
 
   add (tunnel: Tunnel): void {
     this.open.add(tunnel)
+    this.settings.metrics.openWebsockets.inc({ route: tunnel.route })
   }
 
   delete (tunnel: Tunnel): void {
     this.open.delete(tunnel)
+    this.settings.metrics.openWebsockets.dec({ route: tunnel.route })
+    this.settings.logger.debug({ route: tunnel.route, upstream: tunnel.upstreamUrl, durationMs: Date.now() - tunnel.openedAt }, 'websocket closed')
     if (this.open.size === 0 && this.emptied !== undefined) this.emptied()
   }
 
@@ -111,23 +124,27 @@ class Direction {
   }
 }
 
-/** A client socket joined to an upstream socket. */
+/**
+ * A client socket joined to an upstream socket. Built outside the upgrade handler's scope on
+ * purpose: a closure created there would keep the handshake's request objects alive for the
+ * life of the websocket (kilobytes each, times 10,000 idle websockets).
+ */
 class Tunnel {
   private readonly up2client: Direction
   private readonly client2up: Direction
   private closing = false
   private graceTimer: NodeJS.Timeout | undefined
   private closedSockets = 0
+  readonly openedAt = Date.now()
 
   constructor (
     private readonly client: Socket,
     private readonly upstream: Socket,
     private readonly set: TunnelSet,
-    private readonly onEnd: () => void,
-    maxMessageBytes: number,
-    private readonly closeGraceMs: number,
-    idleTimeoutMs: number
+    readonly route: string,
+    readonly upstreamUrl: string
   ) {
+    const { maxMessageBytes, idleTimeoutMs } = set.settings
     // A message over the cap: the sender hears 1009, the other side 1001 (its peer went away).
     this.client2up = new Direction(client, upstream, true, maxMessageBytes, () => this.close(CLOSE_TOO_BIG, CLOSE_GOING_AWAY))
     this.up2client = new Direction(upstream, client, false, maxMessageBytes, () => this.close(CLOSE_GOING_AWAY, CLOSE_TOO_BIG))
@@ -167,7 +184,7 @@ class Tunnel {
 
   private armGrace (): void {
     if (this.graceTimer !== undefined) return
-    this.graceTimer = setTimeout(() => this.destroy(), this.closeGraceMs)
+    this.graceTimer = setTimeout(() => this.destroy(), this.set.settings.closeGraceMs)
     this.graceTimer.unref()
   }
 
@@ -179,7 +196,6 @@ class Tunnel {
   private finalize (): void {
     if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)
     this.set.delete(this)
-    this.onEnd()
   }
 }
 
@@ -225,6 +241,10 @@ function answer (socket: Duplex, status: number, headerLines: string, body: stri
   ;(socket as Socket).setTimeout?.(5_000, () => socket.destroy())
 }
 
+function destroyOnError (this: Duplex): void {
+  this.destroy()
+}
+
 function isWebsocketUpgrade (req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade
   return req.method === 'GET' && typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket'
@@ -236,7 +256,7 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
   const trustProxy = config.server.trustProxy
   const ca = config.server.upstreamCaFile === undefined ? undefined : readFileSync(config.server.upstreamCaFile)
   const logRequests = logger.isLevelEnabled('info')
-  const tunnels = new TunnelSet()
+  const tunnels = new TunnelSet({ maxMessageBytes, closeGraceMs, idleTimeoutMs, metrics, logger })
   app.decorate('websockets', tunnels)
 
   // SIGTERM: every websocket hears 1001 "going away" before the server closes (SPEC.md "CLI").
@@ -244,7 +264,7 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const started = performance.now()
-    socket.on('error', () => socket.destroy())
+    socket.on('error', destroyOnError)
     const state = judgeRequest(opts, { method: req.method!, url: req.url!, headers: req.headers, encrypted: (req.socket as { encrypted?: boolean }).encrypted === true }, 'websocket')
     const route = state.route
     const label = route?.label ?? 'none'
@@ -319,13 +339,9 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
       upstream.setNoDelay(true)
       ;(socket as Socket).setNoDelay?.(true)
       socket.write(responseHead(res))
-      metrics.openWebsockets.inc({ route: label })
-      const opened = performance.now()
       done(101, upstreamLabel)
-      new Tunnel(socket as Socket, upstream, tunnels, () => {
-        metrics.openWebsockets.dec({ route: label })
-        logger.debug({ route: label, upstream: upstreamLabel, durationMs: Math.round(performance.now() - opened) }, 'websocket closed')
-      }, maxMessageBytes, closeGraceMs, idleTimeoutMs)
+      // eslint-disable-next-line no-new -- the tunnel lives in `tunnels` until its sockets close
+      new Tunnel(socket as Socket, upstream, tunnels, label, upstreamLabel)
       // Bytes that came with the heads belong to the tunnel too.
       if (upstreamHead.length > 0) upstream.unshift(upstreamHead)
       if (head.length > 0) socket.unshift(head)
