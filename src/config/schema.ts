@@ -44,7 +44,12 @@ export const routeSchema = z.strictObject({
   timeoutMs: ms.default(30_000),
   // An upstream that refuses a connection leaves the rotation for this long, then is tried again
   // (passive health, like Envoy's outlier detection `base_ejection_time`).
-  ejectionMs: ms.default(10_000)
+  ejectionMs: ms.default(10_000),
+  // How Socket.IO sessions find their upstream among `upstreams` (docs/WEBSOCKETS.md):
+  // `session` spreads round robin and follows the engine.io sid (learnt by this process) or the
+  // corsgate_upstream cookie; `client-address` hashes the client's address (nginx `ip_hash`), so
+  // every corsgate process and worker agrees without cookies or shared state.
+  sticky: z.enum(['session', 'client-address']).default('session')
 })
 
 export const websocketSchema = z.strictObject({

@@ -19,7 +19,7 @@ import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Route } from './route-table.js'
-import { cookieValue, engineSid, isEngineHandshake, isRefusal, SidSniffer, STICKY_COOKIE, stickyCookie } from './upstream-pool.js'
+import { clientAddress, cookieValue, engineSid, isEngineHandshake, isRefusal, SidSniffer, STICKY_COOKIE, stickyCookie } from './upstream-pool.js'
 
 export interface ProxyOptions {
   config: Config
@@ -32,10 +32,12 @@ const kUpstream = Symbol('corsgate.upstream')
 type LimitedRequest = IncomingMessage & { [kBodyTooLarge]?: boolean, [kUpstream]?: number }
 
 /** Chooses among the route's upstreams (src/gateway/upstream-pool.ts) and remembers the choice. */
-function pickUpstream (request: FastifyRequest): string {
+function pickUpstream (request: FastifyRequest, trustProxy: boolean): string {
   const route = request.corsgate!.route!
   const raw = request.raw as LimitedRequest
-  const i = route.pool.balanced ? route.pool.pick(engineSid(raw.url!), cookieValue(raw.headers.cookie, STICKY_COOKIE)) : 0
+  const i = route.pool.balanced
+    ? route.pool.pick(engineSid(raw.url!), cookieValue(raw.headers.cookie, STICKY_COOKIE), Date.now(), clientAddress(raw.socket.remoteAddress, raw.headers['x-forwarded-for'], trustProxy))
+    : 0
   raw[kUpstream] = i
   return route.upstreams[i]!
 }
@@ -75,7 +77,7 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
   await app.register(replyFrom, { undici: agent, disableRequestLogging: true })
   type FromOptions = NonNullable<Parameters<FastifyReply['from']>[1]>
   const replyOptions = {
-    getUpstream: pickUpstream,
+    getUpstream: (request: FastifyRequest) => pickUpstream(request, trustProxy),
     // Laravel's maintenance mode answers 503: pass it through once, never retry.
     retryDelay: () => null,
     rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),

@@ -34,7 +34,7 @@ export class RouteTable {
         host: r.host?.toLowerCase(),
         upstream: upstreams[0]!,
         upstreams,
-        pool: new UpstreamPool(upstreams, { ejectionMs: r.ejectionMs }),
+        pool: new UpstreamPool(upstreams, { ejectionMs: r.ejectionMs, sticky: r.sticky }),
         websocket: r.websocket,
         policy: r.policy,
         timeoutMs: r.timeoutMs,

@@ -24,11 +24,12 @@ import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
 import type { PolicyStore } from '../sources/policy-store.js'
+import { requestHeadError } from './app.js'
 import { AMBIGUOUS_PATH, judgeRequest, type CorsState } from './cors.js'
 import { BadPathError, errorBody, NoRouteError, ShuttingDownError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { closeFrame, FrameScanner } from './frame-scanner.js'
 import type { RouteTable } from './route-table.js'
-import { cookieValue, engineSid, isRefusal, STICKY_COOKIE } from './upstream-pool.js'
+import { clientAddress, cookieValue, engineSid, isRefusal, STICKY_COOKIE } from './upstream-pool.js'
 
 export const UpgradeRefusedError = createError('CORSGATE_UPGRADE_REFUSED', '%s', 400)
 
@@ -295,6 +296,9 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
     }
 
     if (isClosing()) return fail(new ShuttingDownError())
+    // The same head checks as every HTTP request (two Host headers, too many header lines).
+    const headError = requestHeadError(req.rawHeaders, config) as (Error & { statusCode: number, code: string }) | undefined
+    if (headError !== undefined) return fail(headError)
     if (AMBIGUOUS_PATH.test(state.path)) return fail(new BadPathError())
     // Only websocket upgrades are proxied: `h2c` and others would hand the connection to
     // a protocol nothing here judges.
@@ -307,7 +311,9 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
     if (route === undefined) return fail(new NoRouteError())
     if (!route.websocket) return fail(new UpgradeRefusedError('websocket upgrades are not enabled on this route'))
 
-    const picked = route.pool.balanced ? route.pool.pick(engineSid(req.url!), cookieValue(req.headers.cookie, STICKY_COOKIE)) : 0
+    const picked = route.pool.balanced
+      ? route.pool.pick(engineSid(req.url!), cookieValue(req.headers.cookie, STICKY_COOKIE), Date.now(), clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustProxy))
+      : 0
     const target = new URL(route.upstreams[picked]!)
     const upstreamLabel = route.upstreams[picked]!
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest

@@ -16,6 +16,8 @@ export interface UpstreamPoolOptions {
   sessionIdleMs?: number
   /** Upper bound on remembered sessions; the least recently seen go first. */
   maxSessions?: number
+  /** `client-address`: a request without a known session goes where its client's address hashes to. */
+  sticky?: 'session' | 'client-address'
 }
 
 interface Session { upstream: number, seen: number }
@@ -32,6 +34,7 @@ export class UpstreamPool {
   private readonly ejectionMs: number
   private readonly sessionIdleMs: number
   private readonly maxSessions: number
+  private readonly byAddress: boolean
   private cursor = 0
 
   constructor (upstreams: readonly string[], opts: UpstreamPoolOptions) {
@@ -41,6 +44,7 @@ export class UpstreamPool {
     this.ejectionMs = opts.ejectionMs
     this.sessionIdleMs = opts.sessionIdleMs ?? 120_000
     this.maxSessions = opts.maxSessions ?? 200_000
+    this.byAddress = opts.sticky === 'client-address'
   }
 
   /** True when there is a choice to make (and so stickiness to keep). */
@@ -53,7 +57,7 @@ export class UpstreamPool {
    * next one in rotation. Ejected upstreams are skipped; when every one is ejected, the rotation
    * goes on over all of them (trying beats refusing everything).
    */
-  pick (sid: string | undefined, cookie: string | undefined, now = Date.now()): number {
+  pick (sid: string | undefined, cookie: string | undefined, now = Date.now(), clientAddress?: string): number {
     if (!this.balanced) return 0
     if (sid !== undefined) {
       const session = this.sessions.get(sid)
@@ -70,6 +74,15 @@ export class UpstreamPool {
       if (i >= 0 && (sid !== undefined || this.ejectedUntil[i]! <= now)) return i
     }
     const n = this.upstreams.length
+    if (this.byAddress && clientAddress !== undefined) {
+      // The same address always starts at the same upstream; an ejected one passes to the next.
+      const start = fnv1a(clientAddress) % n
+      for (let k = 0; k < n; k++) {
+        const i = (start + k) % n
+        if (this.ejectedUntil[i]! <= now) return i
+      }
+      return start
+    }
     for (let k = 0; k < n; k++) {
       const i = (this.cursor + k) % n
       if (this.ejectedUntil[i]! <= now) {
@@ -111,6 +124,28 @@ export class UpstreamPool {
       this.sessions.delete(sid)
     }
   }
+}
+
+/** 32-bit FNV-1a: a stable, well-spread hash of a short string. */
+function fnv1a (text: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+/**
+ * The address a `client-address` route hashes: the first X-Forwarded-For entry behind a trusted
+ * proxy (spoofable, but it only moves the client between upstreams), else the peer address.
+ */
+export function clientAddress (remote: string | undefined, forwardedFor: string | string[] | undefined, trustProxy: boolean): string {
+  if (trustProxy && forwardedFor !== undefined) {
+    const first = (Array.isArray(forwardedFor) ? forwardedFor[0]! : forwardedFor).split(',')[0]!.trim()
+    if (first !== '') return first
+  }
+  return remote ?? ''
 }
 
 /** The `sid` query parameter of an engine.io request, or undefined. */

@@ -148,3 +148,43 @@ t.test('an upstream that refuses connections leaves the rotation and comes back 
   for (let k = 0; k < 4; k++) await fetch(`${gw.url}/again${k}`)
   t.equal(b.seen.length - before, 2, 'and gets its share again')
 })
+
+t.test('sticky: client-address — two gateways (workers or replicas) agree on every session without cookies or shared state', async (t) => {
+  const a = await startSocketIoUpstream('a')
+  const b = await startSocketIoUpstream('b')
+  const config = (sticky: string): Parameters<typeof startTestGateway>[0] => ({
+    server: { trustProxy: true },
+    policies: { default: { origins: [ORIGIN] } },
+    routes: [{ path: '/socket.io/', upstreams: [a.url, b.url], websocket: true, sticky }]
+  })
+  const g1 = await startTestGateway(config('client-address'))
+  const g2 = await startTestGateway(config('client-address'))
+  const s1 = await startTestGateway(config('session'))
+  const s2 = await startTestGateway(config('session'))
+  t.teardown(async () => { for (const g of [g1, g2, s1, s2]) await g.close(); await a.close(); await b.close() })
+
+  /** Handshake through one gateway, then a message and a poll through the other. */
+  const session = async (first: string, second: string, address: string, poll = true): Promise<number[]> => {
+    const headers = { origin: ORIGIN, 'x-forwarded-for': address }
+    const hs = await fetch(`${first}/socket.io/?EIO=4&transport=polling`, { headers })
+    const sid = (JSON.parse((await hs.text()).slice(1)) as { sid: string }).sid
+    const post = await fetch(`${second}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: '40' })
+    await post.arrayBuffer()
+    // A poll on an upstream that has the session but never got its CONNECT would wait for the
+    // next ping (pingInterval): only polled where the message went through.
+    if (!poll || post.status !== 200) return [post.status]
+    const res = await fetch(`${second}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { headers })
+    await res.arrayBuffer()
+    return [post.status, res.status]
+  }
+  const addresses = Array.from({ length: 20 }, (_, i) => `203.0.113.${i + 1}`)
+  const byAddress = await Promise.all(addresses.map(async (ip) => await session(g1.url, g2.url, ip)))
+  t.ok(byAddress.every((statuses) => statuses.length === 2 && statuses.every((s) => s === 200)), 'every session was found through the other gateway')
+  t.same([...a.errors, ...b.errors], [])
+  t.ok(a.engineConnections > 0 && b.engineConnections > 0, `addresses spread over both upstreams (${a.engineConnections} / ${b.engineConnections})`)
+
+  // The default (sid learnt by one process) cannot do this: the other gateway guesses.
+  const bySession = await Promise.all(addresses.map(async (ip) => await session(s1.url, s2.url, ip, false)))
+  t.ok(bySession.some(([post]) => post === 400), 'with sticky: session, the second gateway misses some sessions')
+  for (const c of [...a.io.sockets.sockets.values(), ...b.io.sockets.sockets.values()]) c.disconnect(true)
+})

@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
 import t from 'tap'
-import { cookieValue, engineSid, isEngineHandshake, SidSniffer, UpstreamPool } from '../../src/gateway/upstream-pool.js'
+import { clientAddress, cookieValue, engineSid, isEngineHandshake, SidSniffer, UpstreamPool } from '../../src/gateway/upstream-pool.js'
 
 t.test('round robin over the upstreams in rotation; ejected ones come back after ejectionMs', async (t) => {
   const pool = new UpstreamPool(['http://a', 'http://b', 'http://c'], { ejectionMs: 1000 })
@@ -34,6 +34,19 @@ t.test('the cookie names an upstream by a hash of its URL', async (t) => {
   t.equal(pool.pick('unknown-sid', pool.keys[1], 0), 1)
   t.equal(pool.pick('unknown-sid', pool.keys[1], 0), 1)
   t.equal(pool.pick(undefined, 'garbage', 0), 0)
+})
+
+t.test('client-address: one address, one upstream; an ejected one passes to the next', async (t) => {
+  const pool = new UpstreamPool(['http://a', 'http://b', 'http://c'], { ejectionMs: 1000, sticky: 'client-address' })
+  const first = pool.pick(undefined, undefined, 0, '198.51.100.7')
+  t.same([1, 2, 3].map(() => pool.pick(undefined, undefined, 0, '198.51.100.7')), [first, first, first])
+  t.equal(pool.pick('unknown-sid', undefined, 0, '198.51.100.7'), first, 'an unknown sid goes where the address does')
+  pool.eject(first, 0)
+  t.equal(pool.pick(undefined, undefined, 10, '198.51.100.7'), (first + 1) % 3)
+  const spread = new Set(Array.from({ length: 60 }, (_, i) => pool.pick(undefined, undefined, 5000, `10.0.${i}.1`)))
+  t.equal(spread.size, 3, 'addresses spread over every upstream')
+  t.equal(clientAddress('127.0.0.1', '203.0.113.9, 10.0.0.1', true), '203.0.113.9')
+  t.equal(clientAddress('127.0.0.1', '203.0.113.9', false), '127.0.0.1', 'X-Forwarded-For only behind a trusted proxy')
 })
 
 t.test('engine.io request shapes', async (t) => {
