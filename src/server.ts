@@ -8,8 +8,8 @@ import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
 import { RouteTable } from './gateway/route-table.js'
 import { PolicyStore } from './sources/policy-store.js'
-import { RedisPolicySource, type RedisSourceState } from './sources/redis.js'
-import { RedisConfigError } from './sources/redis-connection.js'
+// Type-only: the Redis source (and ioredis, ~10 MB of RSS) is loaded only when configured.
+import type { RedisPolicySource, RedisSourceState } from './sources/redis.js'
 
 export interface RunningGateway {
   gateway: FastifyInstance
@@ -58,6 +58,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   // policies are served while Redis is down; no request ever waits for Redis.
   let redis: RedisPolicySource | undefined
   if (config.redis !== undefined && (config.redis.url !== undefined || config.redis.sentinels !== undefined)) {
+    const [{ RedisPolicySource }, { RedisConfigError }] = await Promise.all([import('./sources/redis.js'), import('./sources/redis-connection.js')])
     let source: RedisPolicySource
     try {
       source = new RedisPolicySource({ redis: config.redis, store, logger })
