@@ -264,6 +264,16 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
   app.addHook('preClose', async () => { await tunnels.closeAll(CLOSE_GOING_AWAY) })
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // A throw here would be an uncaught exception in the server: never let one out.
+    try {
+      onUpgrade(req, socket, head)
+    } catch (err) {
+      logger.error({ err, path: req.url?.split('?')[0] }, 'unexpected error in websocket upgrade')
+      answer(socket, 500, '', JSON.stringify(errorBody(500, undefined, undefined)))
+    }
+  })
+
+  function onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const started = performance.now()
     socket.on('error', destroyOnError)
     const state = judgeRequest(opts, { method: req.method!, url: req.url!, headers: req.headers, encrypted: (req.socket as { encrypted?: boolean }).encrypted === true }, 'websocket')
@@ -393,7 +403,7 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
       fail(timeout ? new UpstreamTimeoutError() : new UpstreamUnavailableError())
     })
     proxyReq.end()
-  })
+  }
 }
 
 const SKIPPED_IN_RELAY = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length'])
