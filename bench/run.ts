@@ -13,7 +13,8 @@
 //   BENCH_PROF_DIR=/tmp/prof      run every corsgate under `node --cpu-prof` (then bench/profile-summary.mjs)
 //
 // Writes the section "HTTP throughput and latency" of bench/RESULTS.md (other sections are
-// left as they are) and the raw figures to bench/results-http.json.
+// left as they are) and the raw figures to bench/results-http.json (quick or partial runs:
+// $TMPDIR/corsgate-results-http.json, and RESULTS.md is only written by a run of every scenario).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, totalmem, tmpdir } from 'node:os'
@@ -128,6 +129,8 @@ interface CorsgateOptions { list: Whitelist, upstream: string, workers?: number 
 async function startCorsgate (name: string, { list, upstream, workers }: CorsgateOptions): Promise<Target> {
   const p = port()
   const admin = port()
+  // Worker i listens for admin on admin + i (src/workers.ts): keep those ports free.
+  for (let i = 1; i < (workers ?? 1); i++) port()
   const file = join(tmp, `${name}.yaml`)
   writeFileSync(file, stringify({
     server: { host: '127.0.0.1', port: p, ...(workers === undefined ? {} : { workers }) },
@@ -408,7 +411,9 @@ async function main (): Promise<void> {
     }
   }
 
-  // Whitelist size: the same proxied GET against 10k and 100k entries (10 is the `get` scenario).
+  // Whitelist size: the same proxied GET (the same origins: the big lists contain the 10-entry
+  // list's entries) against 10, 10k and 100k entries, in the same rounds. Hits spread over a
+  // big list are measured by the decide() micro-benchmark below.
   const rssAfterLoad: Record<string, number> = {}
   for (const t of always) rssAfterLoad[t.name] = rssMb(t.pids())
   const idle: Record<string, number> = Object.fromEntries(always.map((t) => [t.name, t.idleRssMb!]))
@@ -420,7 +425,7 @@ async function main (): Promise<void> {
     const ng = await measure(startNginx(`nginx-${size / 1000}k`, { list, upstreamPort, workers: 1 }))
     idle[cg.name] = cg.idleRssMb!
     idle[ng.name] = ng.idleRssMb!
-    results.push(...await runScenario({ id, title: `Proxied GET, ${size / 1000}k-entry whitelist (exact and wildcard hits)`, load: { origins: list.allowedProbes }, targets: [cg, ng], expectStatus: 200, ratios: [[cg.name, ng.name]] }))
+    results.push(...await runScenario({ id, title: `Proxied GET, ${size / 1000}k-entry whitelist (exact and wildcard hits)`, load: { origins: allowed }, targets: [corsgate, cg, ng], expectStatus: 200, ratios: [[cg.name, ng.name], [cg.name, 'corsgate']] }))
     await cg.stop()
     await ng.stop()
   }
@@ -452,7 +457,10 @@ async function main (): Promise<void> {
   await direct.stop()
 
   const report = { info, quick: QUICK, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, results, halfLoad, idleRssMb: idle, rssAfterLoadMb: rssAfterLoad, decide: decideResult, scenarios: scenarios.map((s) => ({ id: s.id, ratios: s.ratios })), elapsedS: Math.round((Date.now() - started) / 1000) }
-  writeFileSync(join(BENCH, QUICK ? 'results-http-quick.json' : 'results-http.json'), `${JSON.stringify(report, null, 2)}\n`)
+  // The full run's raw figures are kept next to RESULTS.md; a quick or partial run's go to /tmp.
+  const rawFile = QUICK || ONLY.length > 0 ? join(tmpdir(), 'corsgate-results-http.json') : join(BENCH, 'results-http.json')
+  writeFileSync(rawFile, `${JSON.stringify(report, null, 2)}\n`)
+  console.log(`[bench] raw figures in ${rawFile}`)
   const section = renderSection(report)
   console.log(`\n${section}`)
   if (WRITE && ONLY.length === 0) writeSection(section)
@@ -505,6 +513,10 @@ export function renderSection (r: Report): string {
   lines.push(`| proxied GET | corsgate / nginx req/s | ≥ 0.8× (stretch 1.0×) | ${ratio(rps('get', 'corsgate'), rps('get', 'nginx'))} |`)
   lines.push(`| proxied GET | corsgate / express req/s | ≥ 4× (stretch 6×) | ${ratio(rps('get', 'corsgate'), rps('get', 'express'))} |`)
   lines.push(`| proxied GET | corsgate / direct req/s | (cost of the hop) | ${ratio(rps('get', 'corsgate'), rps('get', 'direct'))} |`)
+  lines.push(`| proxied GET | corsgate / bare node:http + undici proxy req/s | (the Node floor, for reference) | ${ratio(rps('get', 'corsgate'), rps('get', 'node-proxy'))} |`)
+  lines.push(`| preflight, 2 workers each | corsgate (server.workers: 2) / nginx (worker_processes 2) req/s | (bench it) | ${ratio(rps('workers-preflight', 'corsgate-2w'), rps('workers-preflight', 'nginx-2w'))} |`)
+  lines.push(`| proxied GET, 2 workers each | corsgate (server.workers: 2) / nginx (worker_processes 2) req/s | (bench it) | ${ratio(rps('workers-get', 'corsgate-2w'), rps('workers-get', 'nginx-2w'))} |`)
+  lines.push(`| 10k / 100k whitelist, proxied GET | corsgate / nginx req/s | (flat as lists grow) | 10k ${ratio(rps('list10k', 'corsgate-10k'), rps('list10k', 'nginx-10k'))}, 100k ${ratio(rps('list100k', 'corsgate-100k'), rps('list100k', 'nginx-100k'))}; corsgate 100k / 10 entries (same rounds) ${ratio(rps('list100k', 'corsgate-100k'), rps('list100k', 'corsgate'))} |`)
   lines.push(`| latency added at half load (${cg?.rate ?? '?'} req/s) | corsgate − direct | p50 ≤ 0.25 ms, p99 ≤ 1 ms | p50 ${added('p50')}, p99 ${added('p99')} |`)
   lines.push(`| decision cost | decide(), 100k origins / 10 (best round) | ≤ 1.1× | ${ratio(d?.['100000']?.fewBestNs, d?.['10']?.fewBestNs)} same 6 origins; ${ratio(d?.['100000']?.spreadBestNs, d?.['10']?.spreadBestNs)} 1024 distinct origins (medians ${ratio(d?.['100000']?.fewNs, d?.['10']?.fewNs)}, ${ratio(d?.['100000']?.spreadNs, d?.['10']?.spreadNs)}) |`)
   lines.push(`| idle RSS | corsgate VmRSS after start | ≤ 80 MB (stretch 60) | ${r.idleRssMb.corsgate ?? 'n/a'} MB |`)
