@@ -114,7 +114,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     closed ??= (async () => {
       closing = true
       logger.info('draining')
-      await gateway.close()
+      await drain(gateway, Math.floor(config.server.shutdownGraceMs * 0.8), logger)
       await admin.close()
       await redis?.stop()
       logger.info('stopped')
@@ -122,6 +122,23 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     return await closed
   }
   return { gateway, admin, store, routes, metrics, url, adminUrl, close }
+}
+
+/**
+ * Closes the public server, letting in-flight requests finish. A request still open at the
+ * deadline (a Socket.IO long-poll waits up to its ping interval) has its connection closed,
+ * so shutdown always ends cleanly inside `shutdownGraceMs` instead of being killed.
+ */
+async function drain (gateway: FastifyInstance, deadlineMs: number, logger: Logger): Promise<void> {
+  const closed = gateway.close()
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, deadlineMs, true) })
+  if (await Promise.race([closed.then(() => false), timedOut])) {
+    logger.warn({ deadlineMs }, 'drain deadline reached: closing the connections still open')
+    gateway.server.closeAllConnections()
+  }
+  clearTimeout(timer)
+  await closed
 }
 
 function addressOf (app: FastifyInstance): string {

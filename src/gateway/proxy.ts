@@ -61,7 +61,10 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
   const trustProxy = config.server.trustProxy
   const bodyLimit = config.server.bodyLimit
   const agent = createUpstreamAgent(config)
-  app.addHook('onClose', async () => { await agent.close() })
+  // onClose runs once every client connection has ended, so an upstream request still pending
+  // (a long-poll whose client was cut at the drain deadline) has no one to answer: destroy,
+  // don't wait for it.
+  app.addHook('onClose', async () => { await agent.destroy() })
 
   // Bodies are streamed to the upstream, never buffered. Fastify's own parsers would buffer
   // JSON and text, so every content type goes through this pass-through with a byte cap.

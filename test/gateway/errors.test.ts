@@ -124,3 +124,20 @@ t.test('503 with CORS headers for a request that arrives while shutting down', a
   t.match(res.json(), { error: 'service_unavailable', statusCode: 503, code: 'CORSGATE_SHUTTING_DOWN' })
   t.equal(upstream.seen.length, 0)
 })
+
+t.test('a request still open at the drain deadline is cut, so shutdown ends cleanly', async (t) => {
+  let arrived: () => void = () => {}
+  const slowArrived = new Promise<void>((resolve) => { arrived = resolve })
+  const held: Array<() => void> = []
+  // Like a Socket.IO long-poll: the upstream answers only much later.
+  const upstream = await startUpstream((_req, res) => { held.push(() => res.end()); arrived() })
+  const gw = await startTestGateway({ server: { shutdownGraceMs: 500 }, policies, routes: [{ path: '/', upstream: upstream.url, timeoutMs: 600_000 }] })
+  t.teardown(async () => { for (const f of held) f(); await upstream.close() })
+
+  const response = send(`${gw.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: ORIGIN } }).then(() => 'answered', () => 'cut')
+  await slowArrived
+  await gw.close()
+  t.equal(held.length, 1, 'the upstream had not answered when close() returned')
+  t.equal(await response, 'cut', 'the open request was cut at the deadline')
+  t.ok(gw.logs.some((l) => l.msg === 'drain deadline reached: closing the connections still open'))
+})
