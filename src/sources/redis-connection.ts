@@ -39,7 +39,7 @@ export function redisConnectionSettings (redis: RedisConfig, env: Env = process.
     try {
       url = new URL(redis.url)
     } catch {
-      throw new RedisConfigError(`redis.url: not a valid URL (${maskRedisUrl(redis.url)})`)
+      throw new RedisConfigError(`redis.url: ${INVALID_REDIS_URL}`)
     }
     tls = url.protocol === 'rediss:'
     if (url.hostname !== '') options.host = url.hostname.replace(/^\[(.*)\]$/, '$1')
@@ -100,12 +100,26 @@ function readCa (file: string): Buffer {
   }
 }
 
-/** `redis://user:secret@host/0` → `redis://user:***@host/0`. Never throws. */
+/** What we say about a URL that did not parse: never the text itself. */
+export const INVALID_REDIS_URL = 'invalid redis URL (not shown: it may contain a password)'
+
+/**
+ * `redis://user:secret@host/0` → `redis://user:***@host/0`. Never throws.
+ * Everything between `scheme://` and the LAST `@` is userinfo: a password may itself hold
+ * `@`, `/`, `:` or `+` (typed unencoded), so neither the first `@` nor the first `/` can be
+ * trusted to end it. The username is kept only when it is plainly one (unreserved
+ * characters before the first `:`); anything else is masked whole.
+ */
 export function maskRedisUrl (url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/i, (_m, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(':')
-    return colon < 0 ? `${scheme}***@` : `${scheme}${userinfo.slice(0, colon)}:***@`
-  })
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? ''
+  const rest = url.slice(scheme.length)
+  const at = rest.lastIndexOf('@')
+  if (at < 0) return url
+  const userinfo = rest.slice(0, at)
+  const colon = userinfo.indexOf(':')
+  const username = colon < 0 ? '' : userinfo.slice(0, colon)
+  const kept = colon === 0 ? ':' : /^[A-Za-z0-9._~-]+$/.test(username) ? `${username}:` : ''
+  return `${scheme}${kept}***@${rest.slice(at + 1)}`
 }
 
 /** Exponential reconnect backoff from 50 ms, capped, with a little jitter so replicas spread out. */
