@@ -18,6 +18,8 @@ export interface UpstreamPoolOptions {
   maxSessions?: number
   /** `client-address`: a request without a known session goes where its client's address hashes to. */
   sticky?: 'session' | 'client-address'
+  /** The clock (Unix ms) used when a method is given no `now`; tests inject a fake one. */
+  now?: () => number
 }
 
 interface Session { upstream: number, seen: number }
@@ -35,6 +37,7 @@ export class UpstreamPool {
   private readonly sessionIdleMs: number
   private readonly maxSessions: number
   private readonly byAddress: boolean
+  private readonly clock: () => number
   private cursor = 0
 
   constructor (upstreams: readonly string[], opts: UpstreamPoolOptions) {
@@ -45,6 +48,7 @@ export class UpstreamPool {
     this.sessionIdleMs = opts.sessionIdleMs ?? 120_000
     this.maxSessions = opts.maxSessions ?? 200_000
     this.byAddress = opts.sticky === 'client-address'
+    this.clock = opts.now ?? Date.now
   }
 
   /** True when there is a choice to make (and so stickiness to keep). */
@@ -57,7 +61,7 @@ export class UpstreamPool {
    * next one in rotation. Ejected upstreams are skipped; when every one is ejected, the rotation
    * goes on over all of them (trying beats refusing everything).
    */
-  pick (sid: string | undefined, cookie: string | undefined, now = Date.now(), clientAddress?: string): number {
+  pick (sid: string | undefined, cookie: string | undefined, now = this.clock(), clientAddress?: string): number {
     if (!this.balanced) return 0
     if (sid !== undefined) {
       const session = this.sessions.get(sid)
@@ -96,19 +100,19 @@ export class UpstreamPool {
   }
 
   /** Records which upstream created session `sid`. */
-  learn (sid: string, upstream: number, now = Date.now()): void {
+  learn (sid: string, upstream: number, now = this.clock()): void {
     this.sessions.delete(sid)
     this.sessions.set(sid, { upstream, seen: now })
     this.sweep(now)
   }
 
   /** Takes an upstream out of rotation after a refused connection. */
-  eject (upstream: number, now = Date.now()): void {
+  eject (upstream: number, now = this.clock()): void {
     this.ejectedUntil[upstream] = now + this.ejectionMs
   }
 
   /** Whether the upstream is in rotation now. */
-  inRotation (upstream: number, now = Date.now()): boolean {
+  inRotation (upstream: number, now = this.clock()): boolean {
     return this.ejectedUntil[upstream]! <= now
   }
 

@@ -16,6 +16,45 @@ t.test('round robin over the upstreams in rotation; ejected ones come back after
   t.same(new Set([1, 2, 3].map(() => pool.pick(undefined, undefined, 2500))), new Set([0, 1, 2]), 'all ejected: the rotation goes on over all')
 })
 
+t.test('with an injected clock: an ejected upstream gets nothing until ejectionMs has passed, then its share again', async (t) => {
+  let clock = 1_700_000_000_000
+  const pool = new UpstreamPool(['http://a', 'http://b'], { ejectionMs: 10_000, now: () => clock })
+  t.same([1, 2, 3, 4].map(() => pool.pick(undefined, undefined)), [0, 1, 0, 1], 'round robin')
+  pool.eject(1) // as the proxy does on a refused connection: no time given, the pool's clock
+  t.notOk(pool.inRotation(1))
+  t.same(Array.from({ length: 6 }, () => pool.pick(undefined, undefined)), [0, 0, 0, 0, 0, 0], 'no traffic to b while ejected')
+  clock += 9_999
+  t.notOk(pool.inRotation(1), 'still out 1 ms before the end')
+  t.notOk(Array.from({ length: 6 }, () => pool.pick(undefined, undefined)).includes(1))
+  t.not(pool.pick(undefined, pool.keys[1]), 1, 'not even for its cookie, without a session')
+  clock += 1
+  t.ok(pool.inRotation(1), 'back when ejectionMs has passed')
+  const after = Array.from({ length: 6 }, () => pool.pick(undefined, undefined))
+  t.equal(after.filter((i) => i === 1).length, 3, `b gets its share again (${after.join(',')})`)
+  t.equal(pool.pick(undefined, pool.keys[1]), 1, 'and its cookie holds again')
+  pool.eject(1)
+  clock += 5_000
+  pool.eject(1) // a second refusal restarts the ejection from now
+  clock += 9_999
+  t.notOk(pool.inRotation(1))
+  clock += 1
+  t.ok(pool.inRotation(1))
+})
+
+t.test('with an injected clock: sessions idle longer than sessionIdleMs are forgotten', async (t) => {
+  let clock = 0
+  const pool = new UpstreamPool(['http://a', 'http://b'], { ejectionMs: 1000, sessionIdleMs: 100, now: () => clock })
+  pool.learn('s1', 1)
+  clock = 60
+  t.equal(pool.pick('s1', undefined), 1, 'seen again at 60')
+  clock = 150
+  pool.learn('s2', 0)
+  t.equal(pool.sessionCount, 2, 's1 idle for 90 ms: kept')
+  clock = 251
+  pool.learn('s3', 0)
+  t.equal(pool.sessionCount, 1, 's1 and s2 idle for over 100 ms: forgotten')
+})
+
 t.test('a learnt session is sticky, even to an ejected upstream; idle sessions are forgotten', async (t) => {
   const pool = new UpstreamPool(['http://a', 'http://b'], { ejectionMs: 1000, sessionIdleMs: 100 })
   pool.learn('s1', 1, 0)
