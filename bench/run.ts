@@ -395,7 +395,8 @@ async function main (): Promise<void> {
   if (peak !== undefined && wanted('half')) {
     const rate = Math.round(peak / 2 / 100) * 100
     console.log(`\n[bench] latency at half of corsgate's peak: ${rate} req/s, fixed-rate client, ${HALF_LOAD_S} s`)
-    const targets = [direct, corsgate, nginx]
+    // node-proxy: how much of the added latency any Node proxy adds here.
+    const targets = [direct, corsgate, nginx, nodeProxy]
     for (const t of targets) await fixedRate(t.url, rate, 1, allowed[0]!) // warm-up
     const rounds = new Map<string, Array<Record<string, number>>>(targets.map((t) => [t.name, []]))
     for (let r = 0; r < ROUNDS; r++) {
