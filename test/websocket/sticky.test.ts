@@ -113,15 +113,21 @@ t.test('with cookies, the corsgate_upstream cookie pins a client whose sid this 
   }
 })
 
-t.test('an upstream that refuses connections leaves the rotation and comes back when it answers', async (t) => {
+t.test('an upstream that refuses connections leaves the rotation, gets no traffic while ejected, and comes back after it', async (t) => {
+  // The ejection outlasts the test: it ends only when the test says so (below), never by the
+  // clock. That it ends after ejectionMs is tested on a fake clock in upstream-pool.test.ts.
+  const ejectionMs = 600_000
   const a = await startUpstream()
   let b: Upstream = await startUpstream()
   const bPort = b.port
+  const bUrl = b.url
   const gw = await startTestGateway({
     policies: { default: { origins: [ORIGIN] } },
-    routes: [{ path: '/', upstreams: [a.url, b.url], ejectionMs: 300 }]
+    routes: [{ path: '/', upstreams: [a.url, b.url], ejectionMs }]
   })
   t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+  const pool = gw.routes.routes[0]!.pool
+  t.equal(pool.upstreams[1], bUrl)
 
   for (let k = 0; k < 4; k++) t.equal((await fetch(`${gw.url}/r${k}`)).status, 200)
   t.equal(a.seen.length, 2, 'round robin: half to a')
@@ -132,21 +138,20 @@ t.test('an upstream that refuses connections leaves the rotation and comes back 
   for (let k = 0; k < 10; k++) statuses.push((await fetch(`${gw.url}/down${k}`)).status)
   t.ok(statuses.filter((s) => s === 502).length <= 1, `at most the request that found b down failed (${statuses.join(',')})`)
   t.equal(statuses.at(-1), 200)
+  t.notOk(pool.inRotation(1), 'b is out of the rotation')
   t.match(await (await fetch(gw.adminUrl + '/metrics')).text(), /corsgate_upstream_errors_total\{route="\/",kind="unavailable"\} 1/)
 
-  // b answers again on its port: after the ejection it is tried, and stays in rotation.
+  // b answers again on its port, but is still ejected: it gets nothing.
   b = await listenAgain(bPort)
-  let back = false
-  for (let k = 0; k < 200 && !back; k++) {
-    const res = await fetch(`${gw.url}/back${k}`)
-    t.equal(res.status, 200)
-    back = b.seen.length > 0
-    if (!back) await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  t.ok(back, 'b is back in rotation')
-  const before = b.seen.length
-  for (let k = 0; k < 4; k++) await fetch(`${gw.url}/again${k}`)
-  t.equal(b.seen.length - before, 2, 'and gets its share again')
+  for (let k = 0; k < 6; k++) t.equal((await fetch(`${gw.url}/ejected${k}`)).status, 200)
+  t.equal(b.seen.length, 0, 'no traffic to b while it is ejected, though it answers')
+
+  // The ejection ends (as if it had begun ejectionMs ago): b is tried, and stays in rotation.
+  pool.eject(1, Date.now() - ejectionMs - 60_000)
+  t.ok(pool.inRotation(1))
+  for (let k = 0; k < 4; k++) t.equal((await fetch(`${gw.url}/back${k}`)).status, 200)
+  t.equal(b.seen.length, 2, 'b gets its share again')
+  t.ok(pool.inRotation(1), 'and stays in rotation')
 })
 
 t.test('sticky: client-address — two gateways (workers or replicas) agree on every session without cookies or shared state', async (t) => {
