@@ -5,6 +5,10 @@ import { z } from 'zod'
 
 const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$/
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/
+// `*` is a token character, but in a header list it would be a wildcard, which browsers ignore
+// on credentialed requests: the whole-list `allowHeaders: "*"` is the way to say it.
+const headerName = z.string().regex(TOKEN, 'must be an HTTP header name')
+  .refine((h) => h !== '*', 'a "*" inside the list is not a header name (use allowHeaders: "*" for the whole list)')
 
 const port = z.number().int().min(0).max(65535)
 const ms = z.number().int().min(0)
@@ -17,9 +21,9 @@ export const policySchema = z.strictObject({
     .default(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
   allowHeaders: z.union([
     z.literal('*'),
-    z.array(z.string().regex(TOKEN, 'must be an HTTP header name'))
+    z.array(headerName)
   ]).default(['Content-Type', 'Authorization', 'X-Requested-With', 'X-CSRF-TOKEN', 'X-XSRF-TOKEN']),
-  exposeHeaders: z.array(z.string().regex(TOKEN, 'must be an HTTP header name')).default([]),
+  exposeHeaders: z.array(headerName).default([]),
   credentials: z.boolean().default(true),
   maxAge: z.number().int().min(0).optional(),
   privateNetwork: z.boolean().default(false),
@@ -30,6 +34,8 @@ export const policySchema = z.strictObject({
 })
 
 const upstreamUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+  // Credentials in an upstream URL would be logged and shown by /policies.
+  .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'must not contain credentials ("user:password@")')
 
 export const routeSchema = z.strictObject({
   path: z.string().startsWith('/', 'must start with "/"'),

@@ -17,6 +17,7 @@ import { decide, type Decision } from '../policy/decide.js'
 import { actualHeaders, appendVaryOrigin, preflightHeaders, PREFLIGHT_VARY } from '../policy/headers.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import { BadPathError, NoRouteError, PayloadTooLargeError, ShuttingDownError } from './errors.js'
+import { isEncrypted } from './forwarded.js'
 import type { Route, RouteTable } from './route-table.js'
 
 export interface CorsState {
@@ -82,23 +83,15 @@ export function judgeRequest (opts: Pick<CorsOptions, 'config' | 'store' | 'rout
   const origin = singleHeader(req.headers.origin)
   const trustProxy = opts.config.server.trustProxy
   const now = policy.allow.nextExpiry === undefined && policy.deny.nextExpiry === undefined ? 0 : Date.now()
-  let decision: Decision
-  if (kind === 'preflight') {
-    decision = decide(policy, {
-      origin,
-      selfOrigin: origin === undefined ? undefined : selfOrigin(req, host, trustProxy),
-      method: singleHeader(req.headers['access-control-request-method']) ?? '',
-      requestHeaders: singleHeader(req.headers['access-control-request-headers']),
-      now
-    })
-  } else {
-    decision = decide(policy, {
-      origin,
-      selfOrigin: origin === undefined ? undefined : selfOrigin(req, host, trustProxy),
-      method: req.method,
-      now
-    })
-  }
+  const preflight = kind === 'preflight'
+  const decision: Decision = decide(policy, {
+    origin,
+    selfOrigin: origin === undefined ? undefined : selfOrigin(req, host, trustProxy),
+    method: preflight ? singleHeader(req.headers['access-control-request-method']) ?? '' : req.method,
+    requestHeaders: preflight ? singleHeader(req.headers['access-control-request-headers']) : undefined,
+    now,
+    upgrade: kind === 'websocket'
+  })
   return { route, policy, decision, kind, origin, path }
 }
 
@@ -146,7 +139,7 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
   const onRequest: onRequestHookHandler = function (request, reply, done) {
     const raw = request.raw
     const isPreflight = raw.method === 'OPTIONS' && raw.headers.origin !== undefined && raw.headers['access-control-request-method'] !== undefined
-    const state = judgeRequest(opts, { method: raw.method!, url: raw.url!, headers: raw.headers, encrypted: (raw.socket as { encrypted?: boolean }).encrypted === true }, isPreflight ? 'preflight' : 'actual')
+    const state = judgeRequest(opts, { method: raw.method!, url: raw.url!, headers: raw.headers, encrypted: isEncrypted(raw) }, isPreflight ? 'preflight' : 'actual')
     request.corsgate = state
 
     if (opts.isClosing()) return reply.send(new ShuttingDownError())
@@ -173,10 +166,17 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
     // While draining, no connection is kept alive past its current response.
     if (opts.isClosing()) reply.header('connection', 'close')
     const state = request.corsgate
-    if (state !== null && state.kind === 'actual' && !(reply.statusCode === 403 && state.decision.reject)) {
+    if (state === null || (reply.statusCode === 403 && state.decision.reject)) return done(null, payload)
+    if (state.kind === 'actual') {
       const headers = actualHeaders(state.policy, state.decision)
       if (headers !== undefined) reply.headers(headers)
       if (state.policy.varyOrigin) reply.header('vary', appendVaryOrigin(headerString(reply.getHeader('vary'))))
+    } else if (state.kind === 'preflight' && reply.statusCode >= 400) {
+      // A preflight corsgate could not answer (400 bad path, 503 draining): the error still
+      // carries the allowed origin's headers, like every response corsgate makes itself.
+      const headers = actualHeaders(state.policy, state.decision)
+      if (headers !== undefined) reply.headers(headers)
+      reply.header('vary', PREFLIGHT_VARY)
     }
     done(null, payload)
   }
@@ -228,7 +228,7 @@ export function answerPreflight (opts: CorsOptions, req: IncomingMessage, res: S
   const headers = req.headers
   if (req.method !== 'OPTIONS' || headers.origin === undefined || headers['access-control-request-method'] === undefined || opts.isClosing()) return false
   const started = performance.now()
-  const state = judgeRequest(opts, { method: 'OPTIONS', url: req.url!, headers, encrypted: (req.socket as { encrypted?: boolean }).encrypted === true }, 'preflight')
+  const state = judgeRequest(opts, { method: 'OPTIONS', url: req.url!, headers, encrypted: isEncrypted(req) }, 'preflight')
   if (state.decision.outcome !== 'allowed' || AMBIGUOUS_PATH.test(state.path)) return false
   res.writeHead(state.policy.preflightStatus, preflightHeaders(state.policy, state.decision, {
     requestHeaders: singleHeader(headers['access-control-request-headers']),

@@ -37,10 +37,12 @@ const SIMPLE_METHODS = new Set(['GET', 'HEAD', 'POST'])
 export function explain (opts: { config: Config, store: PolicyStore, routes: RouteTable }, q: ExplainQuery): Explanation {
   const method = (q.method ?? 'GET').toUpperCase()
   const listed = (q.headers ?? []).filter((h) => h.trim() !== '')
-  const preflight = q.origin !== undefined && (!SIMPLE_METHODS.has(method) || listed.length > 0)
+  // An empty origin means "no Origin header", for `check --origin ""` and `/explain?origin=` alike.
+  const origin = q.origin === '' ? undefined : q.origin
+  const preflight = origin !== undefined && (!SIMPLE_METHODS.has(method) || listed.length > 0)
   const headers: Record<string, string> = {}
   if (q.host !== undefined) headers.host = q.host
-  if (q.origin !== undefined) headers.origin = q.origin
+  if (origin !== undefined) headers.origin = origin
   if (preflight) {
     headers['access-control-request-method'] = method
     if (listed.length > 0) headers['access-control-request-headers'] = listed.join(',').toLowerCase()

@@ -17,6 +17,7 @@ import type { Logger } from 'pino'
 import { Agent } from 'undici'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
+import { forwarded } from './forwarded.js'
 import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Route } from './route-table.js'
 import { clientAddress, cookieValue, engineSid, isEngineHandshake, isRefusal, SidSniffer, STICKY_COOKIE, stickyCookie } from './upstream-pool.js'
@@ -155,22 +156,16 @@ function sanitizeHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
 // SPEC.md "Actual requests": X-Forwarded-For, -Proto, -Host for the upstream; Origin unchanged.
 // Without `trustProxy`, client-sent values are replaced, never trusted.
 function forwardedHeaders (request: FastifyRequest, headers: IncomingHttpHeaders, trustProxy: boolean): IncomingHttpHeaders {
-  const raw = request.raw
-  const remote = raw.socket.remoteAddress ?? ''
-  const prior = headers['x-forwarded-for']
-  headers['x-forwarded-for'] = trustProxy && prior !== undefined ? `${String(prior)}, ${remote}` : remote
-  const encrypted = (raw.socket as { encrypted?: boolean }).encrypted === true
-  if (!trustProxy || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = encrypted ? 'https' : 'http'
-  if (!trustProxy || headers['x-forwarded-host'] === undefined) {
-    const host = raw.headers.host
-    if (host !== undefined) headers['x-forwarded-host'] = host
-  }
+  const f = forwarded(request.raw, trustProxy)
+  headers['x-forwarded-for'] = f.for
+  headers['x-forwarded-proto'] = f.proto
+  if (f.host === undefined) delete headers['x-forwarded-host']
+  else headers['x-forwarded-host'] = f.host
   return headers
 }
 
 function isSecure (request: FastifyRequest, trustProxy: boolean): boolean {
-  if ((request.raw.socket as { encrypted?: boolean }).encrypted === true) return true
-  return trustProxy && String(request.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim() === 'https'
+  return forwarded(request.raw, trustProxy).proto.split(',')[0]!.trim() === 'https'
 }
 
 function appendCookie (prior: string | number | string[] | undefined, cookie: string): string[] {

@@ -26,6 +26,7 @@ import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import { requestHeadError } from './app.js'
 import { AMBIGUOUS_PATH, judgeRequest, type CorsState } from './cors.js'
+import { forwarded, isEncrypted } from './forwarded.js'
 import { BadPathError, errorBody, NoRouteError, ShuttingDownError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { closeFrame, FrameScanner } from './frame-scanner.js'
 import type { RouteTable } from './route-table.js'
@@ -210,14 +211,9 @@ function upstreamHeaders (req: IncomingMessage, upstreamHost: string, trustProxy
   for (let i = 0; i < raw.length; i += 2) {
     if (!OWN_HEADERS.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!)
   }
-  // SPEC.md "Actual requests": X-Forwarded-For, -Proto, -Host; client values only with trustProxy.
-  const remote = req.socket.remoteAddress ?? ''
-  const prior = req.headers['x-forwarded-for']
-  out.push('X-Forwarded-For', trustProxy && prior !== undefined ? `${prior}, ${remote}` : remote)
-  const proto = req.headers['x-forwarded-proto']
-  out.push('X-Forwarded-Proto', trustProxy && proto !== undefined ? String(proto) : (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http')
-  const host = trustProxy && req.headers['x-forwarded-host'] !== undefined ? req.headers['x-forwarded-host'] : req.headers.host
-  if (host !== undefined) out.push('X-Forwarded-Host', String(host))
+  const f = forwarded(req, trustProxy)
+  out.push('X-Forwarded-For', f.for, 'X-Forwarded-Proto', f.proto)
+  if (f.host !== undefined) out.push('X-Forwarded-Host', f.host)
   return out
 }
 
@@ -276,7 +272,7 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
   function onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const started = performance.now()
     socket.on('error', destroyOnError)
-    const state = judgeRequest(opts, { method: req.method!, url: req.url!, headers: req.headers, encrypted: (req.socket as { encrypted?: boolean }).encrypted === true }, 'websocket')
+    const state = judgeRequest(opts, { method: req.method!, url: req.url!, headers: req.headers, encrypted: isEncrypted(req) }, 'websocket')
     const route = state.route
     const label = route?.label ?? 'none'
 

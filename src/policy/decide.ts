@@ -43,6 +43,12 @@ export interface RequestFacts {
   /** `Access-Control-Request-Headers` of a preflight. */
   readonly requestHeaders?: string | undefined
   readonly now: number
+  /**
+   * A websocket upgrade. Browsers apply no CORS to websockets, so the judgement is the only
+   * defence against cross-site websocket hijacking: `headers-only` (which only withholds CORS
+   * headers) refuses a denied upgrade like `enforce` does.
+   */
+  readonly upgrade?: boolean
 }
 
 // Fetch Standard §2.2.2 "CORS-safelisted request-header": these names never need listing.
@@ -54,22 +60,23 @@ export function decide (policy: CompiledPolicy, facts: RequestFacts): Decision {
   const { origin } = facts
   if (origin === undefined) {
     return policy.noOrigin === 'allow'
-      ? applyMode(policy, true, 'no_origin', undefined, undefined, undefined, undefined)
-      : applyMode(policy, false, 'no_origin_denied', undefined, undefined, undefined, undefined)
+      ? applyMode(policy, facts, true, 'no_origin', undefined, undefined, undefined)
+      : applyMode(policy, facts, false, 'no_origin_denied', undefined, undefined, undefined)
   }
   if (facts.selfOrigin !== undefined && origin === facts.selfOrigin) {
-    return decision(true, 'same_origin', 'same_origin', undefined, undefined, false, origin, undefined)
+    // Echo like any allowed answer: a `*` policy sends `*` (its responses carry no Vary).
+    return decision(true, 'same_origin', 'same_origin', undefined, undefined, false, policy.allowAll ? '*' : origin, undefined)
   }
   const denied = policy.deny.any ?? policy.deny.match(origin, facts.now)
-  if (denied !== undefined) return applyMode(policy, false, 'denylisted', denied.pattern.text, denied.source, undefined, origin)
+  if (denied !== undefined) return applyMode(policy, facts, false, 'denylisted', denied.pattern.text, denied.source, undefined)
   const allowed = policy.allowAll ? policy.allow.any : policy.allow.match(origin, facts.now)
-  if (allowed === undefined) return applyMode(policy, false, 'origin_not_allowed', undefined, undefined, undefined, origin)
+  if (allowed === undefined) return applyMode(policy, facts, false, 'origin_not_allowed', undefined, undefined, undefined)
   const rule = allowed.pattern.text
   const ruleSource = allowed.source
-  if (!policy.methods.has(facts.method)) return applyMode(policy, false, 'method_not_allowed', rule, ruleSource, facts.method, origin)
+  if (!policy.methods.has(facts.method)) return applyMode(policy, facts, false, 'method_not_allowed', rule, ruleSource, facts.method)
   const bad = facts.requestHeaders === undefined ? undefined : firstUnlistedHeader(policy, facts.requestHeaders)
-  if (bad !== undefined) return applyMode(policy, false, 'header_not_allowed', rule, ruleSource, bad, origin)
-  return applyMode(policy, true, 'origin_allowed', rule, ruleSource, undefined, origin)
+  if (bad !== undefined) return applyMode(policy, facts, false, 'header_not_allowed', rule, ruleSource, bad)
+  return applyMode(policy, facts, true, 'origin_allowed', rule, ruleSource, undefined)
 }
 
 // Every decision is built here, with the same fields in the same order, so the objects share
@@ -79,12 +86,13 @@ function decision (allowed: boolean, reason: Reason, outcome: Outcome, rule: str
   return { allowed, reason, outcome, rule, ruleSource, reject, allowOrigin, detail }
 }
 
-function applyMode (policy: CompiledPolicy, allowed: boolean, reason: Reason, rule: string | undefined, ruleSource: string | undefined, detail: string | undefined, origin: string | undefined): Decision {
+function applyMode (policy: CompiledPolicy, facts: RequestFacts, allowed: boolean, reason: Reason, rule: string | undefined, ruleSource: string | undefined, detail: string | undefined): Decision {
+  const origin = facts.origin
   const echo = policy.allowAll ? '*' : origin
   if (allowed) return decision(true, reason, origin === undefined ? 'no_origin' : 'allowed', rule, ruleSource, false, echo, detail)
   switch (policy.mode) {
     case 'report-only': return decision(false, reason, 'would_deny', rule, ruleSource, false, echo, detail)
-    case 'headers-only': return decision(false, reason, 'denied', rule, ruleSource, false, undefined, detail)
+    case 'headers-only': return decision(false, reason, 'denied', rule, ruleSource, facts.upgrade === true, undefined, detail)
     case 'enforce': return decision(false, reason, 'denied', rule, ruleSource, true, undefined, detail)
   }
 }
