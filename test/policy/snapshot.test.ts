@@ -59,10 +59,13 @@ t.test('compilePolicy drops "*" under credentials: true and reports it', async (
 
 t.test('buildSnapshot compiles every policy; env origins go to default only', async (t) => {
   const errors: EntryError[] = []
+  // builtAt is read from the clock: a fixed one here, so the check is exact (no wall-clock bounds).
+  const clock = t.capture(Date, 'now', () => NOW + 42)
   const s = buildSnapshot({ config, envOrigins: ['http://localhost:*'], version: 7 }, errors)
+  clock.restore()
   t.same(errors, [])
   t.equal(s.version, 7)
-  t.ok(s.builtAt >= NOW && s.builtAt <= Date.now())
+  t.equal(s.builtAt, NOW + 42, 'builtAt is when the snapshot was built')
   t.same([...s.policies.keys()], ['default', 'public'])
   const def = s.policies.get('default')
   t.ok(allows(def, 'http://localhost:5173'), 'env origin added to default')
