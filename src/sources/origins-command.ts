@@ -109,6 +109,9 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
   if (sub !== 'list' && rawPatterns.length === 0) throw new InputError(`${sub} needs at least one pattern`)
   if (values.ttl !== undefined && sub !== 'add') throw new InputError('--ttl only applies to add (expiring allow entries)')
   const ttlMs = values.ttl === undefined ? undefined : parseDuration(values.ttl)
+  // Checked before the config schema sees it: a bad --redis is bad input (exit 2, one line,
+  // never a ZodError stack), and the URL itself is not echoed (it may hold a password).
+  if (values.redis !== undefined && !/^rediss?:\/\//.test(values.redis)) throw new InputError('--redis must be a redis:// or rediss:// URL')
 
   const loaded = loadConfig(configPath(values.config))
   const policyConfig = loaded.config.policies[policy]
@@ -134,9 +137,13 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
   }
 
   const redisSchema = configSchema.shape.redis.unwrap()
-  const redisConfig: RedisConfig = redisSchema.parse({ ...loaded.config.redis, ...(values.redis === undefined ? {} : { url: values.redis }) })
+  const checked = redisSchema.safeParse({ ...loaded.config.redis, ...(values.redis === undefined ? {} : { url: values.redis }) })
+  if (!checked.success) {
+    const issues = checked.error.issues.map((i) => `redis${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
+    throw new InputError(`invalid Redis settings: ${issues.join('; ')}`)
+  }
+  const redisConfig: RedisConfig = checked.data
   if (redisConfig.url === undefined && redisConfig.sentinels === undefined) throw new InputError(`no Redis to write to: pass --redis URL, set CORSGATE_REDIS_URL, or set redis.url in ${loaded.file}`)
-  if (values.redis !== undefined && !/^rediss?:\/\//.test(values.redis)) throw new InputError('--redis must be a redis:// or rediss:// URL')
   if (policyConfig === undefined) console.error(`warning: policy "${policy}" is not defined in ${loaded.file}; gateways using that file ignore its Redis keys`)
   return {
     sub,
