@@ -133,8 +133,15 @@ t.test('close codes pass through both ways', async (t) => {
   const [code2, reason2] = await once(ws2, 'close') as [number, Buffer]
   t.equal(code2, 4002, 'the client sees the upstream close code')
   t.equal(reason2.toString(), 'upstream says bye')
-  await t.resolves(async () => {
-    while (gw.gateway.websockets.size > 0) await new Promise((resolve) => setImmediate(resolve))
+  // Awaited on the gateway forgetting its last tunnel (TunnelSet.delete), not polled.
+  const tunnels = gw.gateway.websockets
+  await new Promise<void>((resolve) => {
+    if (tunnels.size === 0) { resolve(); return }
+    const forget = tunnels.delete.bind(tunnels)
+    t.capture(tunnels, 'delete', (tunnel: Parameters<typeof forget>[0]) => {
+      forget(tunnel)
+      if (tunnels.size === 0) resolve()
+    })
   })
   t.match(await (await fetch(gw.adminUrl + '/metrics')).text(), /corsgate_open_websockets\{route="\/ws"\} 0/)
 })
