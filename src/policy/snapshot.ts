@@ -92,11 +92,14 @@ export class PatternCache {
     const cached = this.lookup(r.value)
     const parsed = cached.parsed
     if (parsed instanceof OriginPatternError) return parsed
-    if (r.expiresAt !== undefined) return { pattern: parsed, source: r.source, expiresAt: r.expiresAt }
-    let entry = cached.entries.get(r.source)
+    // `where` (the Redis key, the file position) travels with the entry: compilePolicy names
+    // it when it refuses an entry (a `*` on a credentials policy).
+    if (r.expiresAt !== undefined) return { pattern: parsed, source: r.source, expiresAt: r.expiresAt, where: r.where }
+    const slot = `${r.source}\n${r.where}`
+    let entry = cached.entries.get(slot)
     if (entry === undefined) {
-      entry = { pattern: parsed, source: r.source }
-      cached.entries.set(r.source, entry)
+      entry = { pattern: parsed, source: r.source, where: r.where }
+      cached.entries.set(slot, entry)
     }
     return entry
   }
@@ -131,7 +134,7 @@ export class PatternCache {
 
 interface CachedPattern {
   parsed: OriginPattern | OriginPatternError
-  /** Entry per source (`redis`, `file`…), for entries that do not expire. */
+  /** Entry per source and place (`redis` + its key, `file` + its index), for entries that do not expire. */
   entries: Map<string, MatcherEntry>
 }
 
