@@ -8,14 +8,19 @@ t.test('SADD, SREM and deny take effect by polling alone', async (t) => {
   t.teardown(redis.close)
   const prefix = uniquePrefix()
   const pollIntervalMs = 200
-  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, pollIntervalMs } })
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, pollIntervalMs, enableKeyspaceEvents: false } })
   t.teardown(gw.close)
   await waitForRedisLoaded(gw)
+  // Keyspace notifications off (detected before the first load), and nothing is published
+  // below: an edit that takes effect can only have been picked up by a poll.
+  const readyz = await (await fetch(`${gw.adminUrl}/readyz`)).json() as { sources: { redis: { keyspaceEvents: string } } }
+  t.equal(readyz.sources.redis.keyspaceEvents, 'disabled', 'the source reports keyspace events disabled')
 
   const origin = 'https://poll.example.org'
   await redis.client.sadd(`${prefix}policy:default:origins`, origin)
-  const took = await waitForVerdict(gw, origin, true, pollIntervalMs + 1000)
-  t.ok(took <= pollIntervalMs + 1000, `in force after ${Math.round(took)} ms (within pollIntervalMs + 1 s)`)
+  // The wait's bound is SPEC's promise (pollIntervalMs + 1 s): waitForVerdict throws past it.
+  await waitForVerdict(gw, origin, true, pollIntervalMs + 1000)
+  t.pass('SADD in force by polling alone')
 
   await redis.client.sadd(`${prefix}policy:default:deny`, 'https://app.example.com')
   await waitForVerdict(gw, 'https://app.example.com', false, pollIntervalMs + 1000)
