@@ -125,3 +125,28 @@ t.test('FLUSHALL is a real change: Redis entries go, file origins remain', { ski
   const policies = await (await fetch(`${gw.adminUrl}/policies`)).json() as { sources: { redis: { state: string } } }
   t.equal(policies.sources.redis.state, 'fresh', 'an empty read is not an error')
 })
+
+t.test('DEL of a policy key is a real change too; a failed read is not (docs/REDIS.md "Outages")', { skip: external }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(async () => { redis.resume(); await redis.close() })
+  const prefix = uniquePrefix()
+  await redis.client.sadd(`${prefix}policy:default:origins`, 'https://live.example.org', 'https://other.example.org')
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, pollIntervalMs: 150, commandTimeoutMs: 200 } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+
+  // An error never empties the list: Redis stopped, the next poll fails.
+  redis.pause()
+  await waitFor(async () => /result="error"/.test(await metric(gw.adminUrl, 'corsgate_policy_reloads_total')), 5000, 'a reload error')
+  t.equal((await explainOrigin(gw, 'https://live.example.org')).allowed, true, 'after a failed read the Redis entries stay')
+  redis.resume()
+  await waitFor(async () => (await readyz(gw.adminUrl)).body.sources.redis.state === 'fresh', 5000, 'the source to be fresh again')
+
+  // A successful read of a deleted key is what ops chose.
+  await redis.client.del(`${prefix}policy:default:origins`)
+  await redis.client.publish(`${prefix}reload`, 'default')
+  await waitForVerdict(gw, 'https://live.example.org', false, 5000)
+  t.equal((await explainOrigin(gw, 'https://other.example.org')).allowed, false, 'every entry of the deleted key goes')
+  t.equal((await explainOrigin(gw, 'https://app.example.com')).allowed, true, 'the file origin remains')
+  t.equal((await readyz(gw.adminUrl)).body.sources.redis.state, 'fresh', 'a deleted key is not an error')
+})
