@@ -14,12 +14,13 @@ t.test('three gateways on one Redis converge after an edit', async (t) => {
   const origin = 'https://replica.example.org'
   await redis.client.sadd(`${prefix}policy:default:origins`, origin)
   await redis.client.publish(`${prefix}reload`, 'default')
-  const took = await Promise.all(gateways.map(async (gw) => await waitForVerdict(gw, origin, true, 1000)))
-  t.ok(Math.max(...took) < 1000, `all three allow it within ${Math.round(Math.max(...took))} ms`)
+  // How fast is measured in bench/redis-propagation.ts; here only that all three converge.
+  await Promise.all(gateways.map(async (gw) => await waitForVerdict(gw, origin, true, 10_000)))
+  t.pass('all three allow it after the edit')
 
   await redis.client.sadd(`${prefix}policy:default:deny`, origin)
   await redis.client.publish(`${prefix}reload`, 'default')
-  await Promise.all(gateways.map(async (gw) => await waitForVerdict(gw, origin, false, 1000)))
+  await Promise.all(gateways.map(async (gw) => await waitForVerdict(gw, origin, false, 10_000)))
   t.pass('all three deny it after the deny edit')
   const versions = gateways.map((gw) => gw.store.liveEntries?.get('default')?.deny.map((e) => e.value))
   t.same(versions, [[origin], [origin], [origin]], 'the same live entries everywhere')
