@@ -6,7 +6,7 @@ import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import type { PolicyStore } from '../sources/policy-store.js'
-import { answerPreflight, cors } from './cors.js'
+import { answerEarly, cors } from './cors.js'
 import createError from '@fastify/error'
 import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
 import { proxy } from './proxy.js'
@@ -126,17 +126,17 @@ export function requestHeadError (rawHeaders: readonly string[], config: Config)
 }
 
 /**
- * Puts cors.ts `answerPreflight` in front of Fastify's request handler: an allowed preflight
- * whose head passes `requestHeadError` is answered there; everything else reaches Fastify,
- * whose hooks give denied and odd preflights the same answers as before.
+ * Puts cors.ts `answerEarly` in front of Fastify's request handler: allowed preflights and
+ * enforced denials whose head passes `requestHeadError` are answered there; everything else
+ * reaches Fastify, whose hooks give it the same answers as before.
  */
-function answerPreflightsFirst (server: Server, opts: GatewayOptions): void {
+function answerBeforeFastify (server: Server, opts: GatewayOptions): void {
   const listeners = server.listeners('request')
   const fastifyHandler = listeners[0] as ((req: IncomingMessage, res: ServerResponse) => void) | undefined
   if (fastifyHandler === undefined || listeners.length !== 1) return
   server.removeListener('request', fastifyHandler)
   server.on('request', function (this: Server, req: IncomingMessage, res: ServerResponse) {
-    if (req.method === 'OPTIONS' && requestHeadError(req.rawHeaders, opts.config) === undefined && answerPreflight(opts, req, res)) return
+    if (requestHeadError(req.rawHeaders, opts.config) === undefined && answerEarly(opts, req, res)) return
     fastifyHandler.call(this, req, res)
   })
 }
@@ -144,7 +144,7 @@ function answerPreflightsFirst (server: Server, opts: GatewayOptions): void {
 export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstance> {
   const app = Fastify({ ...serverOptions(opts.config), loggerInstance: opts.logger as unknown as FastifyBaseLogger })
   applyServerLimits(app.server, opts.config)
-  answerPreflightsFirst(app.server, opts)
+  answerBeforeFastify(app.server, opts)
   // Before the CORS layer judges anything (hooks run in registration order).
   app.addHook('onRequest', function (request, reply, done) {
     const error = requestHeadError(request.raw.rawHeaders, opts.config)

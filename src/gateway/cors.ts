@@ -139,7 +139,7 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
   const onRequest: onRequestHookHandler = function (request, reply, done) {
     const raw = request.raw
     const isPreflight = raw.method === 'OPTIONS' && raw.headers.origin !== undefined && raw.headers['access-control-request-method'] !== undefined
-    const state = judgeRequest(opts, { method: raw.method!, url: raw.url!, headers: raw.headers, encrypted: isEncrypted(raw) }, isPreflight ? 'preflight' : 'actual')
+    const state = (raw as JudgedRequest)[kJudged] ?? judgeRequest(opts, { method: raw.method!, url: raw.url!, headers: raw.headers, encrypted: isEncrypted(raw) }, isPreflight ? 'preflight' : 'actual')
     request.corsgate = state
 
     if (opts.isClosing()) return reply.send(new ShuttingDownError())
@@ -213,30 +213,49 @@ function recordRequest (opts: Pick<CorsOptions, 'metrics' | 'logger'>, logReques
   }
 }
 
-let preflightIds = 0
+let earlyIds = 0
+
+/** The judgement `answerEarly` made, handed to `onRequest` so a request is judged once. */
+const kJudged = Symbol('corsgate.judged')
+type JudgedRequest = IncomingMessage & { [kJudged]?: CorsState }
 
 /**
- * Answers an allowed preflight straight from Node's `request` event, before Fastify builds a
- * request, a reply and a child logger and runs its hook chain for what is a status and a few
- * precomputed headers (a preflight cost 2.2× a bare Fastify 204 route through the hooks; see
- * docs/PERFORMANCE.md). Same status, headers, metrics and log line as `onRequest` gives.
- * Anything but an allowed preflight (denied, report-only, shutting down, an ambiguous path)
- * returns false, and Fastify handles the request as before. The caller has already checked
- * the request head (app.ts `requestHeadError`).
+ * Answers allowed preflights and enforced denials straight from Node's `request` event, before
+ * Fastify builds a request, a reply and a child logger and runs its hook chain, for answers
+ * that are a status, a few precomputed headers and at most a small JSON body (a preflight cost
+ * 2.2× a bare Fastify 204 route through the hooks; see docs/PERFORMANCE.md). Same status,
+ * headers, body, metrics and log line as `onRequest` gives. Everything else (allowed requests,
+ * report-only and headers-only denials, shutting down, an ambiguous path) returns false and goes
+ * through Fastify, whose `onRequest` reuses this judgement. The caller has already checked the
+ * request head (app.ts `requestHeadError`).
  */
-export function answerPreflight (opts: CorsOptions, req: IncomingMessage, res: ServerResponse): boolean {
+export function answerEarly (opts: CorsOptions, req: IncomingMessage, res: ServerResponse): boolean {
+  if (opts.isClosing()) return false
   const headers = req.headers
-  if (req.method !== 'OPTIONS' || headers.origin === undefined || headers['access-control-request-method'] === undefined || opts.isClosing()) return false
   const started = performance.now()
-  const state = judgeRequest(opts, { method: 'OPTIONS', url: req.url!, headers, encrypted: isEncrypted(req) }, 'preflight')
-  if (state.decision.outcome !== 'allowed' || AMBIGUOUS_PATH.test(state.path)) return false
-  res.writeHead(state.policy.preflightStatus, preflightHeaders(state.policy, state.decision, {
-    requestHeaders: singleHeader(headers['access-control-request-headers']),
-    privateNetwork: headers['access-control-request-private-network'] === 'true'
-  }))
-  res.end()
+  const isPreflight = req.method === 'OPTIONS' && headers.origin !== undefined && headers['access-control-request-method'] !== undefined
+  const state = judgeRequest(opts, { method: req.method!, url: req.url!, headers, encrypted: isEncrypted(req) }, isPreflight ? 'preflight' : 'actual')
+  ;(req as JudgedRequest)[kJudged] = state
+  if (AMBIGUOUS_PATH.test(state.path)) return false
+  let status: number
+  if (state.decision.reject) {
+    // As sendDenial(): 403, no Access-Control-Allow-* headers.
+    const body = JSON.stringify({ error: 'cors_denied', reason: state.decision.reason })
+    status = 403
+    res.writeHead(403, { 'content-type': 'application/json; charset=utf-8', vary: isPreflight ? PREFLIGHT_VARY : 'Origin', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  } else if (isPreflight && state.decision.outcome === 'allowed') {
+    status = state.policy.preflightStatus
+    res.writeHead(status, preflightHeaders(state.policy, state.decision, {
+      requestHeaders: singleHeader(headers['access-control-request-headers']),
+      privateNetwork: headers['access-control-request-private-network'] === 'true'
+    }))
+    res.end()
+  } else {
+    return false
+  }
   const logRequests = opts.logger.isLevelEnabled('info')
-  recordRequest(opts, logRequests, state, logRequests ? `preflight-${(++preflightIds).toString(36)}` : '', 'OPTIONS', state.policy.preflightStatus, performance.now() - started)
+  recordRequest(opts, logRequests, state, logRequests ? `early-${(++earlyIds).toString(36)}` : '', req.method, status, performance.now() - started)
   return true
 }
 
