@@ -78,15 +78,27 @@ export interface PolicyInput {
  * dropped and reported in `errors`, so a bad live entry never takes the policy down.
  */
 export function compilePolicy ({ name, config, allow, deny }: PolicyInput, errors: EntryError[]): CompiledPolicy {
-  const allowEntries = config.credentials
-    ? allow.filter((e) => {
-      if (e.pattern.kind !== 'any') return true
-      errors.push({ where: e.where ?? `policies.${name}.origins (${e.source})`, value: '*', message: '"*" cannot be used with credentials: true (browsers refuse a credentialed "*"); list the origins, or set credentials: false' })
-      return false
-    })
-    : allow
-  const allowMatcher = new OriginMatcher(allowEntries)
+  const keep = allowRule(name, config, errors)
+  const allowMatcher = new OriginMatcher(config.credentials ? allow.filter(keep) : allow)
   const denyMatcher = new OriginMatcher(deny)
+  return compilePolicyWith(name, config, allowMatcher, denyMatcher)
+}
+
+/**
+ * The policy-level rule for allow entries, as a filter: false (and reported in `errors`) for
+ * an entry the policy refuses, `*` with credentials. Shared by `compilePolicy` and the sliced
+ * build, which adds entries to an `OriginMatcherBuilder` itself.
+ */
+export function allowRule (name: string, config: PolicyConfig, errors: EntryError[]): (e: MatcherEntry) => boolean {
+  return (e) => {
+    if (!config.credentials || e.pattern.kind !== 'any') return true
+    errors.push({ where: e.where ?? `policies.${name}.origins (${e.source})`, value: '*', message: '"*" cannot be used with credentials: true (browsers refuse a credentialed "*"); list the origins, or set credentials: false' })
+    return false
+  }
+}
+
+/** A policy from matchers already built (the allow matcher already without refused entries). */
+export function compilePolicyWith (name: string, config: PolicyConfig, allowMatcher: OriginMatcher, denyMatcher: OriginMatcher): CompiledPolicy {
   const allowAll = allowMatcher.any !== undefined && !config.credentials
   const allowHeaders = config.allowHeaders === '*'
     ? '*' as const

@@ -20,57 +20,44 @@ export class OriginMatcher {
   /** The `*` entry, when listed. */
   readonly any: MatcherEntry | undefined
   private readonly nullRule: MatcherEntry | undefined
-  private readonly exact = new Map<string, MatcherEntry>()
+  private readonly exact: ReadonlyMap<string, MatcherEntry>
   /**
    * scheme → port (`''` default, `*` any) → suffix → entry. Nested maps rather than one map on
    * a `scheme|port|suffix` key: the suffix walk then hashes only the host's own suffixes and
    * builds no key string per label.
    */
-  private readonly subdomains = new Map<string, Map<string, Map<string, MatcherEntry>>>()
-  private subdomainCount = 0
+  private readonly subdomains: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, MatcherEntry>>>
+  private readonly subdomainCount: number
   /** scheme → host → entry. */
-  private readonly anyPort = new Map<string, Map<string, MatcherEntry>>()
-  private anyPortCount = 0
-  private readonly regexes: MatcherEntry[] = []
+  private readonly anyPort: ReadonlyMap<string, ReadonlyMap<string, MatcherEntry>>
+  private readonly anyPortCount: number
+  private readonly regexes: readonly MatcherEntry[]
   private readonly needsParse: boolean
   /** Earliest future expiry among entries, for the caller's timer. */
   readonly nextExpiry: number | undefined
 
-  constructor (entries: Iterable<MatcherEntry>) {
-    let any: MatcherEntry | undefined
-    let nullRule: MatcherEntry | undefined
-    let size = 0
-    let nextExpiry: number | undefined
-    for (const entry of entries) {
-      size++
-      if (entry.expiresAt !== undefined && (nextExpiry === undefined || entry.expiresAt < nextExpiry)) nextExpiry = entry.expiresAt
-      const p = entry.pattern
-      switch (p.kind) {
-        case 'any': any = keepLonger(any, entry); break
-        case 'null': nullRule = keepLonger(nullRule, entry); break
-        case 'exact': this.exact.set(p.origin, keepLonger(this.exact.get(p.origin), entry)); break
-        case 'subdomain': {
-          const bySuffix = nested(nested(this.subdomains, p.scheme), p.port)
-          const prior = bySuffix.get(p.suffix)
-          if (prior === undefined) this.subdomainCount++
-          bySuffix.set(p.suffix, keepLonger(prior, entry))
-          break
-        }
-        case 'any-port': {
-          const byHost = nested(this.anyPort, p.scheme)
-          const prior = byHost.get(p.host)
-          if (prior === undefined) this.anyPortCount++
-          byHost.set(p.host, keepLonger(prior, entry))
-          break
-        }
-        case 'regex': this.regexes.push(entry); break
-      }
+  /** Builds the matcher in one go. For a large list that must not block, see `OriginMatcherBuilder`. */
+  constructor (entries: Iterable<MatcherEntry>)
+  // `Tables` is module-private: only `OriginMatcherBuilder.build()` hands its tables over.
+  constructor (entries: Iterable<MatcherEntry> | Tables) {
+    let t: Tables
+    if (entries instanceof Tables) {
+      t = entries
+    } else {
+      t = new Tables()
+      for (const entry of entries) t.add(entry)
     }
-    this.size = size
-    this.any = any
-    this.nullRule = nullRule
-    this.nextExpiry = nextExpiry
-    this.needsParse = this.subdomainCount > 0 || this.anyPortCount > 0 || this.regexes.length > 0
+    this.size = t.size
+    this.any = t.any
+    this.nullRule = t.nullRule
+    this.exact = t.exact
+    this.subdomains = t.subdomains
+    this.subdomainCount = t.subdomainCount
+    this.anyPort = t.anyPort
+    this.anyPortCount = t.anyPortCount
+    this.regexes = t.regexes
+    this.nextExpiry = t.nextExpiry
+    this.needsParse = t.subdomainCount > 0 || t.anyPortCount > 0 || t.regexes.length > 0
   }
 
   /**
@@ -120,6 +107,75 @@ export class OriginMatcher {
     for (const byPort of this.subdomains.values()) for (const bySuffix of byPort.values()) yield * bySuffix.values()
     for (const byHost of this.anyPort.values()) yield * byHost.values()
     yield * this.regexes
+  }
+}
+
+/**
+ * Builds an `OriginMatcher` a few entries at a time, so a caller can yield to the event loop
+ * between batches (`buildSnapshotInSlices`). `build()` seals it: the matcher takes over the
+ * tables, and any later `add()` throws, so a built matcher never changes. Adding the same
+ * entries in the same order gives the same matcher as `new OriginMatcher(entries)`.
+ */
+export class OriginMatcherBuilder {
+  private tables: Tables | undefined = new Tables()
+
+  /** Entries added so far. */
+  get size (): number {
+    return this.tables?.size ?? 0
+  }
+
+  add (entry: MatcherEntry): this {
+    if (this.tables === undefined) throw new Error('OriginMatcherBuilder: add() after build()')
+    this.tables.add(entry)
+    return this
+  }
+
+  build (): OriginMatcher {
+    if (this.tables === undefined) throw new Error('OriginMatcherBuilder: build() called twice')
+    const tables = this.tables
+    this.tables = undefined
+    // The constructor's implementation also takes `Tables`; its public signature does not.
+    return new (OriginMatcher as unknown as new (t: Tables) => OriginMatcher)(tables)
+  }
+}
+
+/** The lookup tables while they are being filled; an `OriginMatcher` takes them over once. */
+class Tables {
+  size = 0
+  any: MatcherEntry | undefined
+  nullRule: MatcherEntry | undefined
+  nextExpiry: number | undefined
+  readonly exact = new Map<string, MatcherEntry>()
+  readonly subdomains = new Map<string, Map<string, Map<string, MatcherEntry>>>()
+  subdomainCount = 0
+  readonly anyPort = new Map<string, Map<string, MatcherEntry>>()
+  anyPortCount = 0
+  readonly regexes: MatcherEntry[] = []
+
+  add (entry: MatcherEntry): void {
+    this.size++
+    if (entry.expiresAt !== undefined && (this.nextExpiry === undefined || entry.expiresAt < this.nextExpiry)) this.nextExpiry = entry.expiresAt
+    const p = entry.pattern
+    switch (p.kind) {
+      case 'any': this.any = keepLonger(this.any, entry); break
+      case 'null': this.nullRule = keepLonger(this.nullRule, entry); break
+      case 'exact': this.exact.set(p.origin, keepLonger(this.exact.get(p.origin), entry)); break
+      case 'subdomain': {
+        const bySuffix = nested(nested(this.subdomains, p.scheme), p.port)
+        const prior = bySuffix.get(p.suffix)
+        if (prior === undefined) this.subdomainCount++
+        bySuffix.set(p.suffix, keepLonger(prior, entry))
+        break
+      }
+      case 'any-port': {
+        const byHost = nested(this.anyPort, p.scheme)
+        const prior = byHost.get(p.host)
+        if (prior === undefined) this.anyPortCount++
+        byHost.set(p.host, keepLonger(prior, entry))
+        break
+      }
+      case 'regex': this.regexes.push(entry); break
+    }
   }
 }
 

@@ -1,8 +1,8 @@
 // A `PolicySnapshot` is every compiled policy at one moment. It is built off to the side and
 // swapped in whole; a request keeps the snapshot it started with.
 import type { Config } from '../config/schema.js'
-import { compilePolicy, fileEntries, parseEntries, type CompiledPolicy, type EntryError, type RawEntry } from './compile.js'
-import type { MatcherEntry } from './matcher.js'
+import { allowRule, compilePolicy, compilePolicyWith, fileEntries, parseEntries, type CompiledPolicy, type EntryError, type RawEntry } from './compile.js'
+import { OriginMatcherBuilder, type MatcherEntry, type OriginMatcher } from './matcher.js'
 import { OriginPatternError, parseOriginPattern, type OriginPattern } from './origin-pattern.js'
 
 /** Live entries of one policy from a dynamic source (Redis). */
@@ -58,8 +58,10 @@ export async function buildSnapshotInSlices ({ config, envOrigins, live, version
     const extra = live?.get(name)
     const allow = await parseEntriesInSlices(extra === undefined ? file.allow : [...file.allow, ...extra.allow], errors, slicer, cache)
     const deny = await parseEntriesInSlices(extra === undefined ? file.deny : [...file.deny, ...extra.deny], errors, slicer, cache)
-    await slicer.yieldNow()
-    policies.set(name, compilePolicy({ name, config: policy, allow, deny }, errors))
+    // The matchers are built in slices too (same order, same errors as compilePolicy).
+    const allowMatcher = await buildMatcherInSlices(allow, allowRule(name, policy, errors), slicer)
+    const denyMatcher = await buildMatcherInSlices(deny, undefined, slicer)
+    policies.set(name, compilePolicyWith(name, policy, allowMatcher, denyMatcher))
   }
   cache?.rotate()
   return { policies, builtAt: Date.now(), version }
@@ -157,6 +159,20 @@ async function parseEntriesInSlices (raw: readonly RawEntry[], errors: EntryErro
     await slicer.maybeYield()
   }
   return out
+}
+
+async function buildMatcherInSlices (entries: readonly MatcherEntry[], keep: ((e: MatcherEntry) => boolean) | undefined, slicer: Slicer): Promise<OriginMatcher> {
+  const builder = new OriginMatcherBuilder()
+  const CHUNK = 512
+  for (let i = 0; i < entries.length; i += CHUNK) {
+    const end = Math.min(i + CHUNK, entries.length)
+    for (let j = i; j < end; j++) {
+      const entry = entries[j]!
+      if (keep === undefined || keep(entry)) builder.add(entry)
+    }
+    await slicer.maybeYield()
+  }
+  return builder.build()
 }
 
 class Slicer {

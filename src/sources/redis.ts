@@ -452,7 +452,14 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   }
 }
 
+/**
+ * Lets timers and waiting I/O (requests) run before continuing. Called right after a reply
+ * arrived (poll phase), one `setImmediate` would resolve in the check phase of the same loop
+ * turn, before any timer or socket: the decode and what follows would be one block. The
+ * second one runs only after a full turn (timers, then poll).
+ */
 async function yieldToEventLoop (): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve))
   await new Promise<void>((resolve) => setImmediate(resolve))
 }
 
