@@ -2,6 +2,7 @@
 // the compiled policy and a few request facts. No I/O, no allocation on the common paths
 // beyond the returned object.
 import type { CompiledPolicy } from './compile.js'
+import { parseSerializedOrigin } from './origin-pattern.js'
 
 export type Reason =
   | 'no_origin'
@@ -91,7 +92,9 @@ function applyMode (policy: CompiledPolicy, facts: RequestFacts, allowed: boolea
   const echo = policy.allowAll ? '*' : origin
   if (allowed) return decision(true, reason, origin === undefined ? 'no_origin' : 'allowed', rule, ruleSource, false, echo, detail)
   switch (policy.mode) {
-    case 'report-only': return decision(false, reason, 'would_deny', rule, ruleSource, false, echo, detail)
+    // Served as if allowed, but an Origin that is no serialized origin (non-ASCII, a list,
+    // control bytes) is never reflected: no browser sends one, so no browser needs the echo.
+    case 'report-only': return decision(false, reason, 'would_deny', rule, ruleSource, false, reflectable(echo) ? echo : undefined, detail)
     case 'headers-only': return decision(false, reason, 'denied', rule, ruleSource, facts.upgrade === true, undefined, detail)
     case 'enforce': return decision(false, reason, 'denied', rule, ruleSource, true, undefined, detail)
   }
@@ -123,4 +126,8 @@ function firstUnlistedHeader (policy: CompiledPolicy, requested: string): string
   if (verdicts.size >= HEADER_VERDICTS_MAX) verdicts.clear()
   verdicts.set(requested, bad)
   return bad ?? undefined
+}
+
+function reflectable (echo: string | undefined): boolean {
+  return echo === undefined || echo === '*' || echo === 'null' || parseSerializedOrigin(echo) !== undefined
 }
