@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# corsgate container image (README "Deploying", docs/DEPLOYING.md).
+# corsgate container image (README "Deploying").
 #
 #   docker build -t corsgate:0.1.0 .
 #   docker run --rm -p 8080:8080 -v "$PWD/corsgate.yaml:/etc/corsgate/config.yaml:ro" corsgate:0.1.0

@@ -262,7 +262,7 @@ function chartChecks (helm: string): void {
     const own = render(valuesFile('sidecar.yaml'))
     t.same(own.objects.map((o) => o.kind), ['ConfigMap'], 'the chart alone renders only the ConfigMap')
 
-    // The worked example of docs/DEPLOYING.md: a Laravel chart with corsgate as a dependency.
+    // The worked example of README "Deploying": a Laravel chart with corsgate as a dependency.
     const dir = mkdtempSync(join(tmpdir(), 'corsgate-helm-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     const app = join(dir, 'laravel-app')

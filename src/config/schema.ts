@@ -42,7 +42,7 @@ export const routeSchema = z.strictObject({
   host: z.string().min(1).optional(),
   // Exactly one of `upstream` and `upstreams` (checked below, naming the route).
   upstream: upstreamUrl.optional(),
-  // Several upstreams: requests spread round robin, Socket.IO sessions sticky (docs/WEBSOCKETS.md).
+  // Several upstreams: requests spread round robin, Socket.IO sessions sticky (README "WebSockets and Socket.IO").
   upstreams: z.array(upstreamUrl).min(1).optional(),
   websocket: z.boolean().default(false),
   policy: z.string().default('default'),
@@ -51,7 +51,7 @@ export const routeSchema = z.strictObject({
   // An upstream that refuses a connection leaves the rotation for this long, then is tried again
   // (passive health, like Envoy's outlier detection `base_ejection_time`).
   ejectionMs: ms.default(10_000),
-  // How Socket.IO sessions find their upstream among `upstreams` (docs/WEBSOCKETS.md):
+  // How Socket.IO sessions find their upstream among `upstreams` (README "WebSockets and Socket.IO"):
   // `session` spreads round robin and follows the engine.io sid (learnt by this process) or the
   // corsgate_upstream cookie; `client-address` hashes the client's address (nginx `ip_hash`), so
   // every corsgate process and worker agrees without cookies or shared state.
@@ -75,7 +75,7 @@ export const configSchema = z.strictObject({
     host: z.string().default('0.0.0.0'),
     port: port.default(8080),
     trustProxy: z.boolean().default(false),
-    // Server limits, set on purpose (see README "Limits" and docs/HARDENING.md).
+    // Server limits, set on purpose (README "Hardening").
     bodyLimit: z.number().int().positive().default(10 * 1024 * 1024),
     headersTimeoutMs: ms.default(10_000),
     requestTimeoutMs: ms.default(60_000),
@@ -94,7 +94,7 @@ export const configSchema = z.strictObject({
     upstreamCaFile: z.string().optional(),
     upstreamConnections: z.number().int().positive().default(128),
     // Processes serving the public port (node:cluster; admin of worker i on admin.port + i).
-    // 1 = a single process, as in a container; see docs/PERFORMANCE.md "Workers".
+    // 1 = a single process, as in a container; see README "Performance" "Workers".
     workers: z.number().int().min(1).max(256).default(1)
   }).refine((s) => s.requestTimeoutMs === 0 || s.headersTimeoutMs <= s.requestTimeoutMs, {
     // Node refuses to start otherwise; say so at load, naming the field.

@@ -26,7 +26,7 @@ export interface GatewayOptions {
 export const TooManyHeadersError = createError('CORSGATE_TOO_MANY_HEADERS', 'more than %s request header lines', 431)
 export const DuplicateHostError = createError('CORSGATE_DUPLICATE_HOST', 'more than one Host header', 400)
 
-/** Server limits, set on purpose rather than left at Node's and Fastify's defaults (README "Limits"). */
+/** Server limits, set on purpose rather than left at Node's and Fastify's defaults (README "Hardening"). */
 export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   const s = config.server
   return {

@@ -223,7 +223,7 @@ type JudgedRequest = IncomingMessage & { [kJudged]?: CorsState }
  * Answers allowed preflights and enforced denials straight from Node's `request` event, before
  * Fastify builds a request, a reply and a child logger and runs its hook chain, for answers
  * that are a status, a few precomputed headers and at most a small JSON body (a preflight cost
- * 2.2× a bare Fastify 204 route through the hooks; see docs/PERFORMANCE.md). Same status,
+ * 2.2× a bare Fastify 204 route through the hooks; see README "Performance"). Same status,
  * headers, body, metrics and log line as `onRequest` gives. Everything else (allowed requests,
  * report-only and headers-only denials, shutting down, an ambiguous path) returns false and goes
  * through Fastify, whose `onRequest` reuses this judgement. The caller has already checked the

@@ -8,7 +8,7 @@
 // (every header, every offered subprotocol and extension) plus X-Forwarded-*, the upstream's
 // 101 goes back as it came, and then the two sockets are joined. Close codes, permessage-deflate
 // and backpressure pass through by construction, and a tunnel costs two sockets and a few
-// numbers (docs/WEBSOCKETS.md has the figures against @fastify/http-proxy's terminating mode).
+// numbers (README "WebSockets and Socket.IO" has the figures against @fastify/http-proxy's terminating mode).
 // The tunnel still knows where frames start (frame-scanner.ts), for the message size cap and
 // to write close frames of its own (1001 on shutdown and idle timeout, 1009 over the cap).
 import { readFileSync } from 'node:fs'

@@ -126,7 +126,7 @@ t.test('FLUSHALL is a real change: Redis entries go, file origins remain', { ski
   t.equal(policies.sources.redis.state, 'fresh', 'an empty read is not an error')
 })
 
-t.test('DEL of a policy key is a real change too; a failed read is not (docs/REDIS.md "Outages")', { skip: external }, async (t) => {
+t.test('DEL of a policy key is a real change too; a failed read is not (README "Live whitelists (Redis)" "Outages")', { skip: external }, async (t) => {
   const redis = await startRedis()
   t.teardown(async () => { redis.resume(); await redis.close() })
   const prefix = uniquePrefix()
