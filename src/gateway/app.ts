@@ -2,25 +2,15 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyReply } from 'fastify'
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Logger } from 'pino'
-import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
-import type { PolicyStore } from '../sources/policy-store.js'
 import { answerEarly, cors } from './cors.js'
 import createError from '@fastify/error'
 import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
 import { proxy } from './proxy.js'
-import type { RouteTable } from './route-table.js'
 import { upgrade } from './upgrade.js'
+import type { GatewayContext } from './context.js'
 
-export interface GatewayOptions {
-  config: Config
-  store: PolicyStore
-  routes: RouteTable
-  metrics: GatewayMetrics
-  logger: Logger
-  isClosing: () => boolean
-}
+export type GatewayOptions = GatewayContext
 
 // Refusals of a request head Node's parser let through (see `requestHeadError`).
 export const TooManyHeadersError = createError('CORSGATE_TOO_MANY_HEADERS', 'more than %s request header lines', 431)

@@ -9,16 +9,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Logger } from 'pino'
-import type { GatewayMetrics, RequestKind } from '../admin/metrics.js'
-import type { Config } from '../config/schema.js'
+import type { RequestKind } from '../admin/metrics.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { decide, type Decision } from '../policy/decide.js'
 import { actualHeaders, appendVaryOrigin, preflightHeaders, PREFLIGHT_VARY } from '../policy/headers.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import { BadPathError, NoRouteError, PayloadTooLargeError, ShuttingDownError } from './errors.js'
 import { isEncrypted } from './forwarded.js'
-import type { Route, RouteTable } from './route-table.js'
+import type { Route } from './route-table.js'
+import type { GatewayContext } from './context.js'
 
 export interface CorsState {
   readonly route: Route | undefined
@@ -36,15 +35,7 @@ declare module 'fastify' {
   }
 }
 
-export interface CorsOptions {
-  config: Config
-  store: PolicyStore
-  routes: RouteTable
-  metrics: GatewayMetrics
-  logger: Logger
-  /** True once shutdown has begun: new requests get 503. */
-  isClosing: () => boolean
-}
+export type CorsOptions = GatewayContext
 
 // Paths the upstream would resolve to somewhere else than the route we judged: dot-segments,
 // encoded dots and slashes, backslashes. Refused rather than normalised, as Envoy's

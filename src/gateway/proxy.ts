@@ -13,20 +13,15 @@ import { pipeline, Transform, type TransformCallback } from 'node:stream'
 import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Logger } from 'pino'
 import { Agent } from 'undici'
-import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import { forwarded } from './forwarded.js'
 import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Route } from './route-table.js'
 import { clientAddress, cookieValue, engineSid, isEngineHandshake, isRefusal, SidSniffer, STICKY_COOKIE, stickyCookie } from './upstream-pool.js'
+import type { GatewayContext } from './context.js'
 
-export interface ProxyOptions {
-  config: Config
-  metrics: GatewayMetrics
-  logger: Logger
-}
+export type ProxyOptions = Pick<GatewayContext, 'config' | 'metrics' | 'logger'>
 
 const kBodyTooLarge = Symbol('corsgate.bodyTooLarge')
 const kUpstream = Symbol('corsgate.upstream')

@@ -21,27 +21,18 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../admin/metrics.js'
-import type { Config } from '../config/schema.js'
 import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
-import type { PolicyStore } from '../sources/policy-store.js'
 import { requestHeadError } from './app.js'
 import { AMBIGUOUS_PATH, judgeRequest, type CorsState } from './cors.js'
 import { forwarded, isEncrypted } from './forwarded.js'
 import { BadPathError, errorBody, NoRouteError, ShuttingDownError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { closeFrame, FrameScanner } from './frame-scanner.js'
-import type { RouteTable } from './route-table.js'
 import { clientAddress, cookieValue, engineSid, isRefusal, STICKY_COOKIE } from './upstream-pool.js'
+import type { GatewayContext } from './context.js'
 
 export const UpgradeRefusedError = createError('CORSGATE_UPGRADE_REFUSED', '%s', 400)
 
-export interface UpgradeOptions {
-  config: Config
-  store: PolicyStore
-  routes: RouteTable
-  metrics: GatewayMetrics
-  logger: Logger
-  isClosing: () => boolean
-}
+export type UpgradeOptions = GatewayContext
 
 /** RFC 6455 §7.4.1 close codes corsgate writes itself. */
 export const CLOSE_GOING_AWAY = 1001

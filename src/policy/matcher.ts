@@ -27,7 +27,6 @@ export class OriginMatcher {
    * builds no key string per label.
    */
   private readonly subdomains: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, MatcherEntry>>>
-  private readonly subdomainCount: number
   /** scheme → host → entry. */
   private readonly anyPort: ReadonlyMap<string, ReadonlyMap<string, MatcherEntry>>
   private readonly anyPortCount: number
@@ -52,7 +51,6 @@ export class OriginMatcher {
     this.nullRule = t.nullRule
     this.exact = t.exact
     this.subdomains = t.subdomains
-    this.subdomainCount = t.subdomainCount
     this.anyPort = t.anyPort
     this.anyPortCount = t.anyPortCount
     this.regexes = t.regexes
