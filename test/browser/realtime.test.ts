@@ -3,7 +3,7 @@
 // cross-site websocket hijacking, so the refused origin must not get a connection at all.
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { chromiumUnavailable, startScenario } from '../helpers/browser.js'
+import { chromiumReady, startScenario } from '../helpers/browser.js'
 
 type WsResult = { opened: true, message: string } | { opened: false, code: number }
 type IoResult = { connected: true, echo: unknown, whoami: { cookie: string | null, origin: string | null }, transport: string } | { connected: false, error: string }
@@ -33,12 +33,7 @@ async function socketIoIn (page: Page, gw: string, transport: 'polling' | 'webso
   })`) as IoResult
 }
 
-const unavailable = chromiumUnavailable()
-if (unavailable !== undefined && 'skip' in unavailable) {
-  t.plan(0, unavailable.skip)
-} else if (unavailable !== undefined) {
-  t.fail(unavailable.fail)
-} else {
+if (chromiumReady()) {
   t.test('websockets and Socket.IO in the page', async (t) => {
     const s = await startScenario()
     t.teardown(s.close)

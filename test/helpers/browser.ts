@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import t from 'tap'
 import { WebSocketServer } from 'ws'
 import { startTestGateway, type TestGateway } from './gateway.js'
 import { startSocketIoUpstream, type SocketIoUpstream } from './socketio-upstream.js'
@@ -27,6 +28,18 @@ export function chromiumUnavailable (): { skip: string } | { fail: string } | un
   if (existsSync(CHROMIUM)) return undefined
   const reason = `Chromium not found at ${CHROMIUM} (apt-get install chromium)`
   return process.env.CORSGATE_REQUIRE_CHROMIUM === '1' ? { fail: `${reason}; CORSGATE_REQUIRE_CHROMIUM=1` } : { skip: reason }
+}
+
+/**
+ * The gate every browser test file opens with: true when Chromium is there; otherwise the file
+ * is planned as skipped (plain message) or, with CORSGATE_REQUIRE_CHROMIUM=1, fails.
+ */
+export function chromiumReady (): boolean {
+  const unavailable = chromiumUnavailable()
+  if (unavailable === undefined) return true
+  if ('skip' in unavailable) t.plan(0, unavailable.skip)
+  else t.fail(unavailable.fail)
+  return false
 }
 
 export interface RunningBrowser {

@@ -25,7 +25,8 @@ export const echo: UpstreamHandler = (req, res, body) => {
   res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyLength: body.length }))
 }
 
-export async function startUpstream (handler: UpstreamHandler = echo): Promise<Upstream> {
+/** `port` 0 picks a free one; a given port lets a test bring a stopped upstream back where it was. */
+export async function startUpstream (handler: UpstreamHandler = echo, port = 0): Promise<Upstream> {
   const seen: SeenRequest[] = []
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -36,11 +37,11 @@ export async function startUpstream (handler: UpstreamHandler = echo): Promise<U
       handler(req, res, body)
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  const bound = (server.address() as AddressInfo).port
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
     server,
     seen,
     close: async () => {

@@ -2,31 +2,10 @@
 import t from 'tap'
 import { io, type Socket } from 'socket.io-client'
 import { startTestGateway } from '../helpers/gateway.js'
-import { createServer } from 'node:http'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { startSocketIoUpstream } from '../helpers/socketio-upstream.js'
 
 const ORIGIN = 'https://app.example.com'
-
-/** An upstream on a given port (the one a closed upstream had), counting what it sees. */
-async function listenAgain (port: number): Promise<Upstream> {
-  const seen: Upstream['seen'] = []
-  const server = createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.alloc(0) })
-    res.end('back')
-  })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    server,
-    seen,
-    close: async () => {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
-  }
-}
 
 async function connected (socket: Socket): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -142,7 +121,7 @@ t.test('an upstream that refuses connections leaves the rotation, gets no traffi
   t.match(await (await fetch(gw.adminUrl + '/metrics')).text(), /corsgate_upstream_errors_total\{route="\/",kind="unavailable"\} 1/)
 
   // b answers again on its port, but is still ejected: it gets nothing.
-  b = await listenAgain(bPort)
+  b = await startUpstream((_req, res) => res.end('back'), bPort)
   for (let k = 0; k < 6; k++) t.equal((await fetch(`${gw.url}/ejected${k}`)).status, 200)
   t.equal(b.seen.length, 0, 'no traffic to b while it is ejected, though it answers')
 
