@@ -176,7 +176,7 @@ async function compileBench (redis: TestRedis): Promise<Record<string, unknown>>
       sliced.push(await measureStall(async () => await buildSnapshotInSlices({ config: loaded.config, envOrigins: [], live, version: 2 }, [])))
     }
 
-    // End to end: the entries in Redis, read by a RedisPolicySource (one MULTI), compiled in
+    // End to end: the entries in Redis, read by a RedisPolicySource (sizes, then SCAN pages), compiled in
     // slices and swapped; measured from the reload request to the swap.
     const prefix = `benchc${n}:`
     const key = `${prefix}policy:default:origins`

@@ -6,8 +6,8 @@
 //    server has `notify-keyspace-events` on, which we detect but never require),
 //  - a poll every `pollIntervalMs`, the safety net that always runs.
 // Requests are coalesced into one single-flight loop: a burst of 100 edits costs at most
-// two reads and two compiles, never 100. Every read is a full resync of every policy in one
-// MULTI (one consistent moment), compiled to the side in slices and swapped in whole.
+// two reads and two compiles, never 100. Every read is a full resync of every policy (small
+// keys in one MULTI, large ones in SCAN pages), compiled to the side in slices and swapped in whole.
 //
 // Redis is never on the request path: requests only ever read the store's current snapshot.
 // When Redis is down, slow or failing, the last good snapshot stays in force (never fail
@@ -310,8 +310,7 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
       return
     }
     if (this.stopped) return
-    // Decoding a large reply and turning it into entries are long synchronous steps: let
-    // waiting requests through before the compile starts.
+    // Let requests that waited behind the last reply through before the compile starts.
     await yieldToEventLoop()
     const now = Date.now()
     const unchanged = this.st.loaded && this.lastRead !== undefined && sameRead(this.lastRead, read.raw)
@@ -339,59 +338,83 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     this.emit('loaded', record)
   }
 
-  /** Reads every policy's keys in one MULTI: one consistent moment across all of them. */
+  /**
+   * Reads every policy's keys. First one MULTI asks every key's size. Keys that together
+   * hold at most `ATOMIC_READ_BUDGET` members are then read in one MULTI (one consistent
+   * moment); larger keys are read in SSCAN/ZSCAN pages of `SCAN_PAGE`, because decoding a
+   * 100k-member reply in one go blocks the event loop for tens of milliseconds. A page read
+   * sees every member that stays in the key while it runs; an edit that lands mid-read is
+   * picked up by the follow-up read its event (or the next poll) requests.
+   */
   private async readAll (client: Redis): Promise<{ raw: RawRead, live: Map<string, LiveEntries>, errors: EntryError[], counts: RedisSourceState['entries'] }> {
     const now = Date.now()
-    const multi = client.multi()
+    const reads: KeyRead[] = []
     for (const name of this.policyNames) {
       const keys = policyKeys(this.prefix, name)
-      multi.smembers(keys.origins)
-      multi.smembers(keys.deny)
-      // Already-expired members are left for the CLI to prune; we just do not read them.
-      multi.zrangebyscore(keys.expiring, `(${now}`, '+inf', 'WITHSCORES')
+      reads.push({ policy: name, key: keys.origins, kind: 'allow' }, { policy: name, key: keys.deny, kind: 'deny' }, { policy: name, key: keys.expiring, kind: 'expiring' })
     }
-    const replies = await multi.exec()
-    if (replies === null) throw new Error('MULTI was aborted')
-    await yieldToEventLoop()
+
+    const sizing = client.multi()
+    for (const r of reads) {
+      if (r.kind === 'expiring') sizing.zcard(r.key)
+      else sizing.scard(r.key)
+    }
+    const sizes = await execOrThrow(sizing)
+    const atomic: KeyRead[] = []
+    const paged: KeyRead[] = []
+    let budget = ATOMIC_READ_BUDGET
+    reads.forEach((r, i) => {
+      const [err, size] = sizes[i] ?? [new Error('no reply'), null]
+      if (err !== null) return noteWrongType(r, err)
+      const n = Number(size)
+      if (n === 0) r.members = []
+      else if (n <= budget) { budget -= n; atomic.push(r) } else paged.push(r)
+    })
+
+    if (atomic.length > 0) {
+      const multi = client.multi()
+      for (const r of atomic) {
+        // Already-expired members are left for the CLI to prune; we just do not read them.
+        if (r.kind === 'expiring') multi.zrangebyscore(r.key, `(${now}`, '+inf', 'WITHSCORES')
+        else multi.smembers(r.key)
+      }
+      const replies = await execOrThrow(multi)
+      atomic.forEach((r, i) => {
+        const [err, value] = replies[i] ?? [new Error('no reply'), null]
+        if (err !== null) return noteWrongType(r, err)
+        takeMembers(r, Array.isArray(value) ? value : [], now)
+      })
+    }
+    for (const r of paged) {
+      try {
+        await scanKey(client, r, now)
+      } catch (err) {
+        noteWrongType(r, err as Error)
+      }
+    }
 
     const raw: RawRead = []
     const live = new Map<string, LiveEntries>()
     const errors: EntryError[] = []
     const counts = { allow: 0, deny: 0, expiring: 0 }
-    const wrongType: string[] = []
-    this.policyNames.forEach((name, i) => {
-      const keys = policyKeys(this.prefix, name)
-      const entries: LiveEntries = { allow: [], deny: [] }
-      const take = (j: number, key: string): unknown[] => {
-        const [err, value] = replies[i * 3 + j] ?? [new Error('no reply'), null]
-        if (err !== null) {
-          if (!/^WRONGTYPE/.test(err.message)) throw err
-          wrongType.push(key)
-          raw.push(`!${key}`)
-          return []
-        }
-        return Array.isArray(value) ? value : []
+    for (const r of reads) {
+      let entries = live.get(r.policy)
+      if (entries === undefined) {
+        entries = { allow: [], deny: [] }
+        live.set(r.policy, entries)
       }
-      const origins = take(0, keys.origins) as string[]
-      const deny = take(1, keys.deny) as string[]
-      const expiring = zsetPairs(take(2, keys.expiring))
-      raw.push(origins, deny, expiring.flatMap(([m, s]) => [m, String(s)]))
-      for (const value of origins) entries.allow.push({ value, source: 'redis', where: keys.origins })
-      for (const [value, expiresAt] of expiring) {
-        if (expiresAt > now) entries.allow.push({ value, source: 'redis-expiring', where: keys.expiring, expiresAt })
+      if (r.wrongType === true) {
+        raw.push(`!${r.key}`)
+        // Reported like an invalid entry: logged with its key and counted; the rest loads.
+        let type = 'unknown'
+        try { type = await client.type(r.key) } catch { /* the report is still useful without it */ }
+        const expected = r.kind === 'expiring' ? 'zset' : 'set'
+        errors.push({ where: r.key, value: `(${type})`, message: `WRONGTYPE: the key holds a ${type}, corsgate expects a ${expected}; the key is ignored` })
+        continue
       }
-      for (const value of deny) entries.deny.push({ value, source: 'redis', where: keys.deny })
-      counts.allow += origins.length
-      counts.deny += deny.length
-      counts.expiring += expiring.length
-      live.set(name, entries)
-    })
-    for (const key of wrongType) {
-      // Reported like an invalid entry: logged with its key and counted; the rest loads.
-      let type = 'unknown'
-      try { type = await client.type(key) } catch { /* the report is still useful without it */ }
-      const expected = key.endsWith(':expiring') ? 'zset' : 'set'
-      errors.push({ where: key, value: `(${type})`, message: `WRONGTYPE: the key holds a ${type}, corsgate expects a ${expected}; the key is ignored` })
+      raw.push(r.members ?? [])
+      for (const e of r.entries ?? []) (r.kind === 'deny' ? entries.deny : entries.allow).push(e)
+      counts[r.kind] += r.entries?.length ?? 0
     }
     return { raw, live, errors, counts }
   }
@@ -450,6 +473,74 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     }
     this.scheduleExpiry(live)
   }
+}
+
+/** Keys holding at most this many members in all are read in one MULTI. */
+const ATOMIC_READ_BUDGET = 5000
+/** SSCAN/ZSCAN `COUNT` for larger keys: a page decodes in well under a millisecond. */
+const SCAN_PAGE = 1000
+
+/** One policy key in a read: what it held (`members`, `entries`), or that it had the wrong type. */
+interface KeyRead {
+  policy: string
+  key: string
+  kind: 'allow' | 'deny' | 'expiring'
+  /** What was read, in reply order (expiring keys: member and score alternate), for change detection. */
+  members?: string[]
+  entries?: RawEntry[]
+  wrongType?: boolean
+}
+
+async function execOrThrow (multi: ReturnType<Redis['multi']>): Promise<Array<[Error | null, unknown]>> {
+  const replies = await multi.exec()
+  if (replies === null) throw new Error('MULTI was aborted')
+  return replies
+}
+
+function noteWrongType (r: KeyRead, err: Error): void {
+  if (!/^WRONGTYPE/.test(err.message)) throw err
+  r.wrongType = true
+}
+
+/** Adds one reply (SMEMBERS, a ZRANGEBYSCORE WITHSCORES, or one scan page) to `r`. */
+function takeMembers (r: KeyRead, reply: unknown[], now: number): void {
+  const members = r.members ?? (r.members = [])
+  const entries = r.entries ?? (r.entries = [])
+  if (r.kind === 'expiring') {
+    for (const [value, expiresAt] of zsetPairs(reply)) {
+      // Already-expired members are left for the CLI to prune; we just do not read them.
+      if (expiresAt <= now) continue
+      members.push(value, String(expiresAt))
+      entries.push({ value, source: 'redis-expiring', where: r.key, expiresAt })
+    }
+    return
+  }
+  for (const value of reply as string[]) {
+    members.push(value)
+    entries.push({ value, source: 'redis', where: r.key })
+  }
+}
+
+/** Reads a large key page by page; a member returned twice (SCAN may do that) counts once. */
+async function scanKey (client: Redis, r: KeyRead, now: number): Promise<void> {
+  const seen = new Set<string>()
+  let cursor = '0'
+  do {
+    const [next, page] = r.kind === 'expiring'
+      ? await client.zscan(r.key, cursor, 'COUNT', SCAN_PAGE)
+      : await client.sscan(r.key, cursor, 'COUNT', SCAN_PAGE)
+    const fresh: string[] = []
+    const step = r.kind === 'expiring' ? 2 : 1
+    for (let i = 0; i + step - 1 < page.length; i += step) {
+      const member = page[i]!
+      if (seen.has(member)) continue
+      seen.add(member)
+      for (let j = 0; j < step; j++) fresh.push(page[i + j]!)
+    }
+    takeMembers(r, fresh, now)
+    cursor = next
+  } while (cursor !== '0')
+  r.members ??= []
 }
 
 /**
