@@ -108,7 +108,7 @@ function validate (args: string[]): number {
 
 async function origins (args: string[]): Promise<number> {
   // Loaded lazily: only this command needs a Redis client at the CLI.
-  const { runOriginsCommand } = await import('./sources/origins-command.js')
+  const { runOriginsCommand } = await import('./cli/origins.js')
   return await runOriginsCommand(args, configPath)
 }
 

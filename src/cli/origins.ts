@@ -1,17 +1,15 @@
 // `corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN…] [--ttl 7d] [--redis URL]`
 // (SPEC.md "CLI"): edits the live whitelists in Redis. Every pattern is checked with the
 // gateway's own grammar before anything is written (one bad pattern → exit 2, nothing
-// written); the write, the pruning of expired members and the reload publish go in one
-// MULTI; then the resulting lists are printed with each entry's source and expiry.
+// written); then the edit goes to Redis (src/sources/origin-lists.ts) and the resulting
+// lists are printed with each entry's source and expiry.
 // Exit codes: 0 ok, 2 bad input, 1 Redis error.
 import { parseArgs } from 'node:util'
-import { Redis } from 'ioredis'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import { configSchema, type RedisConfig } from '../config/schema.js'
-import { fileEntries } from '../policy/compile.js'
 import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern.js'
-import { RedisConfigError, redisConnectionSettings } from './redis-connection.js'
-import { policyKeys, reloadChannel } from './redis-keys.js'
+import { RedisOriginLists, type ListedEntry, type OriginEditKind, type OriginEditResult } from '../sources/origin-lists.js'
+import { RedisConfigError, redisConnectionSettings, type RedisConnectionSettings } from '../sources/redis-connection.js'
 
 const USAGE = 'usage: corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--json]'
 const EXIT = { ok: 0, redis: 1, usage: 2 } as const
@@ -19,17 +17,6 @@ const SUBCOMMANDS = ['list', 'add', 'remove', 'deny', 'undeny'] as const
 type Subcommand = typeof SUBCOMMANDS[number]
 
 class InputError extends Error {}
-
-export interface ListedEntry {
-  list: 'allow' | 'deny'
-  pattern: string
-  source: 'file' | 'env' | 'redis' | 'redis-expiring'
-  /** Unix ms, expiring entries only. */
-  expiresAt?: number
-  expired?: boolean
-  /** Why the gateway skips this entry, when it does. */
-  invalid?: string
-}
 
 export async function runOriginsCommand (args: string[], configPath: (flag: string | undefined) => string): Promise<number> {
   let plan: Plan
@@ -43,34 +30,22 @@ export async function runOriginsCommand (args: string[], configPath: (flag: stri
     throw err // ConfigError: the CLI prints it and exits 2
   }
 
-  const client = new Redis({
-    ...plan.connection.options,
-    lazyConnect: true,
-    // A command-line tool fails fast and says so; it does not retry in the background.
-    retryStrategy: () => null,
-    sentinelRetryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    connectionName: 'corsgate-cli'
-  })
-  // The connection error says more ("ECONNREFUSED") than the rejected command ("Connection is closed").
-  let connectionError: Error | undefined
-  client.on('error', (err: Error) => { connectionError = err })
+  const lists = new RedisOriginLists(plan.connection, plan.prefix)
   try {
-    await client.connect()
+    await lists.connect()
     if (plan.sub !== 'list') {
-      const summary = await write(client, plan)
-      console.log(summary)
+      const result = await lists.edit({ kind: plan.sub, policy: plan.policy, patterns: plan.patterns, ttlMs: plan.ttlMs })
+      console.log(editSummary(plan, plan.sub, result))
     }
-    const entries = await listEntries(client, plan)
+    const entries = await lists.list(plan.policy, plan.loaded)
     if (plan.json) console.log(JSON.stringify({ policy: plan.policy, redis: plan.connection.target, keyPrefix: plan.prefix, entries }, null, 2))
     else printEntries(plan, entries)
     return EXIT.ok
   } catch (err) {
-    console.error(`corsgate origins: Redis error (${plan.connection.target}): ${(connectionError ?? err as Error).message}`)
+    console.error(`corsgate origins: Redis error (${plan.connection.target}): ${(err as Error).message}`)
     return EXIT.redis
   } finally {
-    client.disconnect()
+    lists.close()
   }
 }
 
@@ -83,7 +58,7 @@ interface Plan {
   json: boolean
   prefix: string
   loaded: LoadedConfig
-  connection: ReturnType<typeof redisConnectionSettings>
+  connection: RedisConnectionSettings
 }
 
 function planCommand (args: string[], configPath: (flag: string | undefined) => string): Plan {
@@ -168,76 +143,10 @@ export function parseDuration (text: string): number {
   return total
 }
 
-async function write (client: Redis, plan: Plan): Promise<string> {
-  const keys = policyKeys(plan.prefix, plan.policy)
-  const now = Date.now()
-  const multi = client.multi()
-  switch (plan.sub) {
-    case 'add':
-      if (plan.ttlMs === undefined) multi.sadd(keys.origins, ...plan.patterns)
-      else multi.zadd(keys.expiring, ...plan.patterns.flatMap((p) => [now + plan.ttlMs!, p]))
-      break
-    case 'remove':
-      multi.srem(keys.origins, ...plan.patterns)
-      multi.zrem(keys.expiring, ...plan.patterns)
-      break
-    case 'deny':
-      multi.sadd(keys.deny, ...plan.patterns)
-      break
-    case 'undeny':
-      multi.srem(keys.deny, ...plan.patterns)
-      break
-  }
-  // The CLI prunes expired members; the gateway only ignores them.
-  multi.zremrangebyscore(keys.expiring, '-inf', now)
-  multi.publish(reloadChannel(plan.prefix), plan.policy)
-  const replies = await multi.exec()
-  if (replies === null) throw new Error('MULTI was aborted')
-  for (const [err] of replies) if (err !== null) throw err
-  const counts = replies.map(([, v]) => Number(v))
-  const changed = plan.sub === 'remove' ? counts[0]! + counts[1]! : counts[0]!
-  const pruned = counts[counts.length - 2]!
-  const receivers = counts[counts.length - 1]!
-  const verb = { add: plan.ttlMs === undefined ? 'added' : 'added (expiring)', remove: 'removed', deny: 'denied', undeny: 'undenied' }[plan.sub as Exclude<Subcommand, 'list'>]
-  const expiry = plan.ttlMs === undefined ? '' : ` until ${new Date(now + plan.ttlMs).toISOString()}`
+function editSummary (plan: Plan, kind: OriginEditKind, { changed, pruned, receivers, expiresAt }: OriginEditResult): string {
+  const verb = { add: plan.ttlMs === undefined ? 'added' : 'added (expiring)', remove: 'removed', deny: 'denied', undeny: 'undenied' }[kind]
+  const expiry = expiresAt === undefined ? '' : ` until ${new Date(expiresAt).toISOString()}`
   return `${verb} ${plan.patterns.join(', ')}${expiry} on policy ${plan.policy}: ${changed} change${changed === 1 ? '' : 's'}, ${pruned} expired pruned, reload published to ${receivers} subscriber${receivers === 1 ? '' : 's'}`
-}
-
-async function listEntries (client: Redis, plan: Plan): Promise<ListedEntry[]> {
-  const keys = policyKeys(plan.prefix, plan.policy)
-  const [origins, deny, expiring] = await Promise.all([
-    client.smembers(keys.origins),
-    client.smembers(keys.deny),
-    client.zrange(keys.expiring, '0', '-1', 'WITHSCORES')
-  ])
-  const now = Date.now()
-  const out: ListedEntry[] = []
-  const policyConfig = plan.loaded.config.policies[plan.policy]
-  if (policyConfig !== undefined) {
-    const file = fileEntries(plan.policy, policyConfig, plan.policy === 'default' ? plan.loaded.envOrigins : [])
-    for (const e of file.allow) out.push({ list: 'allow', pattern: e.value, source: e.source === 'env' ? 'env' : 'file' })
-    for (const e of file.deny) out.push({ list: 'deny', pattern: e.value, source: 'file' })
-  }
-  const withCheck = (e: ListedEntry): ListedEntry => {
-    try {
-      parseOriginPattern(e.pattern)
-    } catch (err) {
-      if (err instanceof OriginPatternError) e.invalid = err.message
-      else throw err
-    }
-    return e
-  }
-  for (const pattern of origins.sort()) out.push(withCheck({ list: 'allow', pattern, source: 'redis' }))
-  for (const [pattern, score] of pairs(expiring)) out.push(withCheck({ list: 'allow', pattern, source: 'redis-expiring', expiresAt: score, expired: score <= now }))
-  for (const pattern of deny.sort()) out.push(withCheck({ list: 'deny', pattern, source: 'redis' }))
-  return out
-}
-
-function pairs (reply: unknown[]): Array<[string, number]> {
-  if (reply.length > 0 && Array.isArray(reply[0])) return (reply as unknown[][]).map((p) => [String(p[0]), Number(p[1])])
-  const out: Array<[string, number]> = []
-  for (let i = 0; i + 1 < reply.length; i += 2) out.push([String(reply[i]), Number(reply[i + 1])])
-  return out
 }
 
 function printEntries (plan: Plan, entries: ListedEntry[]): void {

@@ -1,0 +1,156 @@
+// The live whitelists of a policy in Redis, as `corsgate origins` reads and edits them
+// (SPEC.md "Redis: live whitelists"). An edit, the pruning of expired members and the reload
+// publish go in one MULTI. Arguments, checks and output are the CLI's (src/cli/origins.ts).
+import { Redis } from 'ioredis'
+import type { LoadedConfig } from '../config/load.js'
+import { fileEntries } from '../policy/compile.js'
+import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern.js'
+import type { RedisConnectionSettings } from './redis-connection.js'
+import { policyKeys, reloadChannel } from './redis-keys.js'
+
+export type OriginEditKind = 'add' | 'remove' | 'deny' | 'undeny'
+
+export interface OriginEdit {
+  kind: OriginEditKind
+  policy: string
+  /** Normalised pattern texts, as the gateway would store them. */
+  patterns: string[]
+  /** `add` only: the entries go to the expiring set, expiring this long from now. */
+  ttlMs: number | undefined
+}
+
+export interface OriginEditResult {
+  /** Members added or removed. */
+  changed: number
+  /** Expired members pruned from the expiring set. */
+  pruned: number
+  /** Subscribers the reload publish reached. */
+  receivers: number
+  /** Unix ms when the added entries expire, for an `add` with `ttlMs`. */
+  expiresAt: number | undefined
+}
+
+export interface ListedEntry {
+  list: 'allow' | 'deny'
+  pattern: string
+  source: 'file' | 'env' | 'redis' | 'redis-expiring'
+  /** Unix ms, expiring entries only. */
+  expiresAt?: number
+  expired?: boolean
+  /** Why the gateway skips this entry, when it does. */
+  invalid?: string
+}
+
+export class RedisOriginLists {
+  private readonly client: Redis
+  private connectionError: Error | undefined
+
+  constructor (connection: RedisConnectionSettings, private readonly prefix: string) {
+    this.client = new Redis({
+      ...connection.options,
+      lazyConnect: true,
+      // A command-line tool fails fast and says so; it does not retry in the background.
+      retryStrategy: () => null,
+      sentinelRetryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      connectionName: 'corsgate-cli'
+    })
+    this.client.on('error', (err: Error) => { this.connectionError = err })
+  }
+
+  async connect (): Promise<void> {
+    await this.explained(async () => await this.client.connect())
+  }
+
+  async edit ({ kind, policy, patterns, ttlMs }: OriginEdit): Promise<OriginEditResult> {
+    return await this.explained(async () => {
+      const keys = policyKeys(this.prefix, policy)
+      const now = Date.now()
+      const multi = this.client.multi()
+      switch (kind) {
+        case 'add':
+          if (ttlMs === undefined) multi.sadd(keys.origins, ...patterns)
+          else multi.zadd(keys.expiring, ...patterns.flatMap((p) => [now + ttlMs, p]))
+          break
+        case 'remove':
+          multi.srem(keys.origins, ...patterns)
+          multi.zrem(keys.expiring, ...patterns)
+          break
+        case 'deny':
+          multi.sadd(keys.deny, ...patterns)
+          break
+        case 'undeny':
+          multi.srem(keys.deny, ...patterns)
+          break
+      }
+      // The CLI prunes expired members; the gateway only ignores them.
+      multi.zremrangebyscore(keys.expiring, '-inf', now)
+      multi.publish(reloadChannel(this.prefix), policy)
+      const replies = await multi.exec()
+      if (replies === null) throw new Error('MULTI was aborted')
+      for (const [err] of replies) if (err !== null) throw err
+      const counts = replies.map(([, v]) => Number(v))
+      return {
+        changed: kind === 'remove' ? counts[0]! + counts[1]! : counts[0]!,
+        pruned: counts[counts.length - 2]!,
+        receivers: counts[counts.length - 1]!,
+        expiresAt: ttlMs === undefined ? undefined : now + ttlMs
+      }
+    })
+  }
+
+  /** Every entry of `policy`: the config file's (and env's), then Redis's, each checked as the gateway would. */
+  async list (policy: string, loaded: LoadedConfig): Promise<ListedEntry[]> {
+    return await this.explained(async () => {
+      const keys = policyKeys(this.prefix, policy)
+      const [origins, deny, expiring] = await Promise.all([
+        this.client.smembers(keys.origins),
+        this.client.smembers(keys.deny),
+        this.client.zrange(keys.expiring, '0', '-1', 'WITHSCORES')
+      ])
+      const now = Date.now()
+      const out: ListedEntry[] = []
+      const policyConfig = loaded.config.policies[policy]
+      if (policyConfig !== undefined) {
+        const file = fileEntries(policy, policyConfig, policy === 'default' ? loaded.envOrigins : [])
+        for (const e of file.allow) out.push({ list: 'allow', pattern: e.value, source: e.source === 'env' ? 'env' : 'file' })
+        for (const e of file.deny) out.push({ list: 'deny', pattern: e.value, source: 'file' })
+      }
+      for (const pattern of origins.sort()) out.push(withCheck({ list: 'allow', pattern, source: 'redis' }))
+      for (const [pattern, score] of pairs(expiring)) out.push(withCheck({ list: 'allow', pattern, source: 'redis-expiring', expiresAt: score, expired: score <= now }))
+      for (const pattern of deny.sort()) out.push(withCheck({ list: 'deny', pattern, source: 'redis' }))
+      return out
+    })
+  }
+
+  close (): void {
+    this.client.disconnect()
+  }
+
+  // The connection error says more ("ECONNREFUSED") than the rejected command ("Connection is closed").
+  private async explained<T> (operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (err) {
+      throw this.connectionError ?? err
+    }
+  }
+}
+
+function withCheck (e: ListedEntry): ListedEntry {
+  try {
+    parseOriginPattern(e.pattern)
+  } catch (err) {
+    if (err instanceof OriginPatternError) e.invalid = err.message
+    else throw err
+  }
+  return e
+}
+
+function pairs (reply: unknown[]): Array<[string, number]> {
+  if (reply.length > 0 && Array.isArray(reply[0])) return (reply as unknown[][]).map((p) => [String(p[0]), Number(p[1])])
+  const out: Array<[string, number]> = []
+  for (let i = 0; i + 1 < reply.length; i += 2) out.push([String(reply[i]), Number(reply[i + 1])])
+  return out
+}
