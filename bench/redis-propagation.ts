@@ -18,9 +18,10 @@ import { pino } from 'pino'
 import { stringify } from 'yaml'
 import { parseConfig } from '../src/config/load.js'
 import type { RawEntry } from '../src/policy/compile.js'
-import { buildSnapshot, buildSnapshotInSlices, type LiveEntries } from '../src/policy/snapshot.js'
+import { buildSnapshot, type LiveEntries } from '../src/policy/snapshot.js'
 import { PolicyStore } from '../src/sources/policy-store.js'
 import { RedisPolicySource } from '../src/sources/redis.js'
+import { buildSnapshotInSlices } from '../src/sources/sliced-build.js'
 import { freePort, startRedis, type TestRedis } from '../test/helpers/redis-server.js'
 
 const { values } = parseArgs({ options: { edits: { type: 'string', default: '100' }, json: { type: 'boolean', default: false }, only: { type: 'string' } } })

@@ -17,10 +17,11 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import type { RedisConfig } from '../config/schema.js'
 import type { EntryError, RawEntry } from '../policy/compile.js'
-import { buildSnapshotInSlices, PatternCache, type LiveEntries } from '../policy/snapshot.js'
+import { PatternCache, type LiveEntries } from '../policy/snapshot.js'
 import type { PolicyStore, ReloadRecord } from './policy-store.js'
 import { reconnectBackoff, redisConnectionSettings } from './redis-connection.js'
 import { keyspacePattern, policyKeys, policyOfKey, reloadChannel } from './redis-keys.js'
+import { buildSnapshotInSlices } from './sliced-build.js'
 
 export const SOURCE = 'redis'
 

@@ -4,7 +4,8 @@
 import t from 'tap'
 import { parseConfig } from '../../src/config/load.js'
 import type { EntryError, RawEntry } from '../../src/policy/compile.js'
-import { buildSnapshot, buildSnapshotInSlices, PatternCache, type LiveEntries } from '../../src/policy/snapshot.js'
+import { buildSnapshot, PatternCache, type LiveEntries } from '../../src/policy/snapshot.js'
+import { buildSnapshotInSlices } from '../../src/sources/sliced-build.js'
 
 const loaded = parseConfig(`
 policies:
