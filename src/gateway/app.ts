@@ -4,17 +4,15 @@ import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net'
 import type { Config } from '../config/schema.js'
 import { answerEarly, cors } from './cors.js'
-import createError from '@fastify/error'
 import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
 import { proxy } from './proxy.js'
+import { requestHeadError } from './request-head.js'
 import { upgrade } from './upgrade.js'
 import type { GatewayContext } from './context.js'
 
 export type GatewayOptions = GatewayContext
 
 // Refusals of a request head Node's parser let through (see `requestHeadError`).
-export const TooManyHeadersError = createError('CORSGATE_TOO_MANY_HEADERS', 'more than %s request header lines', 431)
-export const DuplicateHostError = createError('CORSGATE_DUPLICATE_HOST', 'more than one Host header', 400)
 
 /** Server limits, set on purpose rather than left at Node's and Fastify's defaults (README "Hardening"). */
 export function serverOptions (config: Config): FastifyHttpOptions<Server> {
@@ -98,21 +96,6 @@ export function applyServerLimits (server: Server, config: Config): void {
   // than the limit lets `requestHeadError` see that the limit was passed and answer 431.
   server.maxHeadersCount = s.maxHeadersCount + 1
   if (s.maxConnections > 0) server.maxConnections = s.maxConnections
-}
-
-/**
- * A request head corsgate refuses although Node's parser accepted it: more header lines than
- * `server.maxHeadersCount` (431), or more than one `Host` (400, RFC 9112 §3.2: the route is
- * chosen by Host, and Node silently keeps only the first one). Shared with websocket upgrades.
- */
-export function requestHeadError (rawHeaders: readonly string[], config: Config): Error | undefined {
-  if (rawHeaders.length / 2 > config.server.maxHeadersCount) return new TooManyHeadersError(String(config.server.maxHeadersCount))
-  let hosts = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return new DuplicateHostError()
-  }
-  return undefined
 }
 
 /**

@@ -22,7 +22,7 @@ import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
-import { requestHeadError } from './app.js'
+import { requestHeadError } from './request-head.js'
 import { AMBIGUOUS_PATH, judgeRequest, type CorsState } from './cors.js'
 import { forwarded, isEncrypted } from './forwarded.js'
 import { BadPathError, errorBody, NoRouteError, ShuttingDownError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
@@ -268,9 +268,8 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
     const label = route?.label ?? 'none'
 
     const done = (status: number, upstream?: string): void => {
-      metrics.requests.inc({ route: label, kind: 'websocket', decision: state.decision.outcome, reason: state.decision.reason })
       const elapsed = performance.now() - started
-      metrics.duration.observe({ route: label, kind: 'websocket' }, elapsed / 1000)
+      metrics.recordRequest(label, 'websocket', state.decision.outcome, state.decision.reason, elapsed / 1000)
       if (logRequests) {
         logger.info({
           route: label,
