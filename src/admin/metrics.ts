@@ -5,6 +5,11 @@ import type { ReloadRecord } from '../sources/policy-store.js'
 
 export type RequestKind = 'preflight' | 'actual' | 'websocket'
 
+interface RequestChildren {
+  requests: { inc: () => void }
+  duration: { observe: (value: number) => void }
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry()
   readonly requests: Counter<'route' | 'kind' | 'decision' | 'reason'>
@@ -16,6 +21,8 @@ export class GatewayMetrics {
   readonly skippedEntries: Counter<'source'>
   readonly redisConnected: Gauge
   readonly openWebsockets: Gauge<'route'>
+  /** route → `kind decision reason` → labelled children (bounded: routes × kinds × reasons). */
+  private readonly children = new Map<string, Map<string, RequestChildren>>()
 
   constructor ({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -35,6 +42,27 @@ export class GatewayMetrics {
     this.skippedEntries = new Counter({ name: 'corsgate_policy_invalid_entries_total', help: 'Invalid origin entries skipped, by source', labelNames: ['source'], registers })
     this.redisConnected = new Gauge({ name: 'corsgate_redis_connected', help: '1 when the Redis source is connected, 0 otherwise', registers })
     this.openWebsockets = new Gauge({ name: 'corsgate_open_websockets', help: 'Websockets currently open through the gateway', labelNames: ['route'], registers })
+  }
+
+  /**
+   * Counts one finished request and observes its duration. The labelled children are looked
+   * up once per label combination and kept: prom-client would otherwise validate and hash
+   * the label object on every call, on the hot path of every request.
+   */
+  recordRequest (route: string, kind: RequestKind, decision: string, reason: string, seconds: number): void {
+    let byRoute = this.children.get(route)
+    if (byRoute === undefined) {
+      byRoute = new Map()
+      this.children.set(route, byRoute)
+    }
+    const key = `${kind} ${decision} ${reason}`
+    let child = byRoute.get(key)
+    if (child === undefined) {
+      child = { requests: this.requests.labels({ route, kind, decision, reason }), duration: this.duration.labels({ route, kind }) }
+      byRoute.set(key, child)
+    }
+    child.requests.inc()
+    child.duration.observe(seconds)
   }
 
   observeReload (snapshot: PolicySnapshot, record: ReloadRecord): void {

@@ -185,8 +185,7 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
 /** Metrics and the one log line of a finished request (SPEC.md "Logs"). */
 function recordRequest (opts: Pick<CorsOptions, 'metrics' | 'logger'>, logRequests: boolean, state: CorsState, reqId: string, method: string | undefined, status: number, elapsedMs: number): void {
   const route = state.route?.label ?? 'none'
-  opts.metrics.requests.inc({ route, kind: state.kind, decision: state.decision.outcome, reason: state.decision.reason })
-  opts.metrics.duration.observe({ route, kind: state.kind }, elapsedMs / 1000)
+  opts.metrics.recordRequest(route, state.kind, state.decision.outcome, state.decision.reason, elapsedMs / 1000)
   if (logRequests) {
     opts.logger.info({
       reqId,
