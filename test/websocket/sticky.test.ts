@@ -1,9 +1,9 @@
 // Several upstreams per route: spread, Socket.IO sessions sticky, refused upstreams ejected.
 import t from 'tap'
 import { io, type Socket } from 'socket.io-client'
-import { startTestGateway } from '../helpers/gateway.js'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
-import { startSocketIoUpstream } from '../helpers/socketio-upstream.js'
+import { startSocketIoUpstream, type SocketIoUpstream } from '../helpers/socketio-upstream.js'
 
 const ORIGIN = 'https://app.example.com'
 
@@ -14,7 +14,8 @@ async function connected (socket: Socket): Promise<void> {
   })
 }
 
-t.test('50 polling clients through two Socket.IO upstreams never hit "Session ID unknown"', async (t) => {
+/** Two Socket.IO upstreams behind one gateway route, all closed when the test ends. */
+async function twoSocketIoUpstreams (t: { teardown: (fn: () => Promise<void>) => void }): Promise<{ a: SocketIoUpstream, b: SocketIoUpstream, gw: TestGateway }> {
   const a = await startSocketIoUpstream('a')
   const b = await startSocketIoUpstream('b')
   const gw = await startTestGateway({
@@ -22,6 +23,11 @@ t.test('50 polling clients through two Socket.IO upstreams never hit "Session ID
     routes: [{ path: '/socket.io/', upstreams: [a.url, b.url], websocket: true }]
   })
   t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+  return { a, b, gw }
+}
+
+t.test('50 polling clients through two Socket.IO upstreams never hit "Session ID unknown"', async (t) => {
+  const { a, b, gw } = await twoSocketIoUpstreams(t)
 
   // No cookies: stickiness must hold by sid alone (withCredentials off, as for most Node clients).
   const clients = Array.from({ length: 50 }, () => io(gw.url, { transports: ['polling'], extraHeaders: { origin: ORIGIN }, reconnection: false, forceNew: true }))
@@ -46,13 +52,7 @@ t.test('50 polling clients through two Socket.IO upstreams never hit "Session ID
 })
 
 t.test('websocket-only and upgrading sessions spread and stay where they started', async (t) => {
-  const a = await startSocketIoUpstream('a')
-  const b = await startSocketIoUpstream('b')
-  const gw = await startTestGateway({
-    policies: { default: { origins: [ORIGIN] } },
-    routes: [{ path: '/socket.io/', upstreams: [a.url, b.url], websocket: true }]
-  })
-  t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+  const { a, b, gw } = await twoSocketIoUpstreams(t)
   const clients = Array.from({ length: 10 }, (_, i) => io(gw.url, { transports: i % 2 === 0 ? ['websocket'] : ['polling', 'websocket'], extraHeaders: { origin: ORIGIN }, reconnection: false, forceNew: true }))
   t.teardown(() => { for (const c of clients) c.close() })
   await Promise.all(clients.map(connected))
@@ -69,13 +69,7 @@ t.test('websocket-only and upgrading sessions spread and stay where they started
 })
 
 t.test('with cookies, the corsgate_upstream cookie pins a client whose sid this process does not know', async (t) => {
-  const a = await startSocketIoUpstream('a')
-  const b = await startSocketIoUpstream('b')
-  const gw = await startTestGateway({
-    policies: { default: { origins: [ORIGIN] } },
-    routes: [{ path: '/socket.io/', upstreams: [a.url, b.url], websocket: true }]
-  })
-  t.teardown(async () => { await gw.close(); await a.close(); await b.close() })
+  const { a, b, gw } = await twoSocketIoUpstreams(t)
   const res = await fetch(`${gw.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: ORIGIN } })
   const cookies = res.headers.getSetCookie()
   const sticky = cookies.find((c) => c.startsWith('corsgate_upstream='))
