@@ -6,7 +6,7 @@
 // handler re-validated every path and built three URL objects per request (5 % of a proxied
 // GET's CPU in a profile) for checks that cors.ts makes in onRequest (`AMBIGUOUS_PATH`) and
 // reply-from repeats (`buildURL` keeps the destination on the upstream). Its other per-request
-// step, stripping invalid characters from upstream header values, is kept (`sanitizeHeaders`).
+// step, stripping invalid characters from upstream header values, is kept (`responseHeaders`).
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { pipeline, Transform, type TransformCallback } from 'node:stream'
@@ -80,7 +80,7 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
     // Laravel's maintenance mode answers 503: pass it through once, never retry.
     retryDelay: () => null,
     rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),
-    rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => sanitizeHeaders(stripUpstreamCors(stripHopByHop(headers), request)),
+    rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => responseHeaders(headers, request.corsgate?.policy.config.stripUpstreamCors !== false),
     onError: (reply: FastifyReply, { error }: { error: Error & { statusCode?: number, code?: string } }) => {
       const route = reply.request.corsgate?.route?.label ?? 'none'
       if ((reply.request.raw as LimitedRequest)[kBodyTooLarge] === true) {
@@ -136,18 +136,6 @@ const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIO
 const INVALID_HEADER_CHARS = /[^\t\x20-\x7E\x80-\xFF]/g
 const HAS_INVALID_HEADER_CHAR = /[^\t\x20-\x7E\x80-\xFF]/
 
-function sanitizeHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  for (const name in headers) {
-    const value = headers[name]
-    if (typeof value === 'string') {
-      if (HAS_INVALID_HEADER_CHAR.test(value)) headers[name] = value.replace(INVALID_HEADER_CHARS, '')
-    } else if (Array.isArray(value)) {
-      headers[name] = value.map((v) => HAS_INVALID_HEADER_CHAR.test(v) ? v.replace(INVALID_HEADER_CHARS, '') : v)
-    }
-  }
-  return headers
-}
-
 // SPEC.md "Actual requests": X-Forwarded-For, -Proto, -Host for the upstream; Origin unchanged.
 // Without `trustProxy`, client-sent values are replaced, never trusted.
 function forwardedHeaders (request: FastifyRequest, headers: IncomingHttpHeaders, trustProxy: boolean): IncomingHttpHeaders {
@@ -173,26 +161,40 @@ function appendCookie (prior: string | number | string[] | undefined, cookie: st
 // `Connection: close` (Node then kept the client socket open) and its `Keep-Alive: timeout=5`
 // described the upstream connection, not ours. reply-from strips these for HTTP/2 only.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection'])
+const PLAIN_CONNECTION = new Set(['keep-alive', 'close'])
 
-function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+/**
+ * The upstream's response headers as the client gets them, built in one pass into a new
+ * object (`delete` would turn the object into a slow dictionary on every response): the
+ * hop-by-hop headers and those its `Connection` names go, its own `Access-Control-*` go
+ * unless the policy keeps them, and characters Node refuses are dropped from values.
+ */
+function responseHeaders (headers: IncomingHttpHeaders, stripCors: boolean): IncomingHttpHeaders {
   const connection = headers.connection
-  if (typeof connection === 'string') {
-    for (const token of connection.toLowerCase().split(',')) {
-      const name = token.trim()
-      // Framing stays with Node and reply-from; only option headers named here go.
-      if (name !== '' && name !== 'transfer-encoding' && name !== 'content-length') delete headers[name]
-    }
+  // `keep-alive` and `close`, what upstreams send, name no header beyond the hop-by-hop set.
+  const named = typeof connection === 'string' && !PLAIN_CONNECTION.has(connection.toLowerCase()) ? connectionOptions(connection) : undefined
+  const out: IncomingHttpHeaders = {}
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || named?.has(name) === true) continue
+    if (stripCors && name.startsWith('access-control-')) continue
+    const value = headers[name]
+    out[name] = typeof value === 'string' ? validHeaderValue(value) : Array.isArray(value) ? value.map(validHeaderValue) : value
   }
-  for (const name of HOP_BY_HOP) delete headers[name]
-  return headers
+  return out
 }
 
-function stripUpstreamCors (headers: IncomingHttpHeaders, request: FastifyRequest): IncomingHttpHeaders {
-  if (request.corsgate?.policy.config.stripUpstreamCors === false) return headers
-  for (const name in headers) {
-    if (name.startsWith('access-control-')) delete headers[name]
+/** The option headers a `Connection` value names; framing stays with Node and reply-from. */
+function connectionOptions (connection: string): Set<string> {
+  const names = new Set<string>()
+  for (const token of connection.toLowerCase().split(',')) {
+    const name = token.trim()
+    if (name !== '' && name !== 'transfer-encoding' && name !== 'content-length') names.add(name)
   }
-  return headers
+  return names
+}
+
+function validHeaderValue (value: string): string {
+  return HAS_INVALID_HEADER_CHAR.test(value) ? value.replace(INVALID_HEADER_CHARS, '') : value
 }
 
 /** Passes a chunked body through, failing it once it exceeds `limit` bytes. */
