@@ -340,60 +340,80 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   }
 
   /**
-   * Reads every policy's keys. First one MULTI asks every key's size. Keys that together
-   * hold at most `ATOMIC_READ_BUDGET` members are then read in one MULTI (one consistent
-   * moment); larger keys are read in SSCAN/ZSCAN pages of `SCAN_PAGE`, because decoding a
-   * 100k-member reply in one go blocks the event loop for tens of milliseconds. A page read
-   * sees every member that stays in the key while it runs; an edit that lands mid-read is
-   * picked up by the follow-up read its event (or the next poll) requests.
+   * Reads every policy's keys at one consistent moment. Under `WATCH` on every key: the sizes
+   * (SCARD/ZCARD), then keys holding more than `ATOMIC_READ_BUDGET` members in all in
+   * SSCAN/ZSCAN pages of `SCAN_PAGE` (decoding a 100k-member reply in one go blocks the event
+   * loop for tens of milliseconds), then the small keys in one MULTI. If any key changed
+   * meanwhile, EXEC aborts and the read starts again, so an allow list from before an edit is
+   * never combined with a deny list from after it. After `READ_ATTEMPTS` aborted reads the read
+   * fails, and the last good whitelist stays.
    */
   private async readAll (client: Redis): Promise<{ raw: RawRead, live: Map<string, LiveEntries>, errors: EntryError[], counts: RedisSourceState['entries'] }> {
+    for (let attempt = 1; ; attempt++) {
+      const reads = await this.readKeys(client)
+      if (reads !== undefined) return await this.toEntries(client, reads)
+      if (attempt === READ_ATTEMPTS) throw new Error(`the policy keys changed during ${READ_ATTEMPTS} reads in a row`)
+      this.log.debug({ attempt }, 'policy keys changed during the read; reading again')
+    }
+  }
+
+  /** One watched read of every key; undefined when a key changed during it (EXEC aborted). */
+  private async readKeys (client: Redis): Promise<KeyRead[] | undefined> {
     const now = Date.now()
     const reads: KeyRead[] = []
     for (const name of this.policyNames) {
       const keys = policyKeys(this.prefix, name)
       reads.push({ policy: name, key: keys.origins, kind: 'allow' }, { policy: name, key: keys.deny, kind: 'deny' }, { policy: name, key: keys.expiring, kind: 'expiring' })
     }
-
-    const sizing = client.multi()
-    for (const r of reads) {
-      if (r.kind === 'expiring') sizing.zcard(r.key)
-      else sizing.scard(r.key)
-    }
-    const sizes = await execOrThrow(sizing)
-    const atomic: KeyRead[] = []
-    const paged: KeyRead[] = []
-    let budget = ATOMIC_READ_BUDGET
-    reads.forEach((r, i) => {
-      const [err, size] = sizes[i] ?? [new Error('no reply'), null]
-      if (err !== null) return noteWrongType(r, err)
-      const n = Number(size)
-      if (n === 0) r.members = []
-      else if (n <= budget) { budget -= n; atomic.push(r) } else paged.push(r)
-    })
-
-    if (atomic.length > 0) {
+    await client.watch(reads.map((r) => r.key))
+    try {
+      const sizing = client.pipeline()
+      for (const r of reads) {
+        if (r.kind === 'expiring') sizing.zcard(r.key)
+        else sizing.scard(r.key)
+      }
+      // A pipeline, not a MULTI: an EXEC here would end the watch.
+      const sizes = (await sizing.exec()) ?? []
+      const atomic: KeyRead[] = []
+      const paged: KeyRead[] = []
+      let budget = ATOMIC_READ_BUDGET
+      reads.forEach((r, i) => {
+        const [err, size] = sizes[i] ?? [new Error('no reply'), null]
+        if (err !== null) return noteWrongType(r, err)
+        const n = Number(size)
+        if (n === 0) r.members = []
+        else if (n <= budget) { budget -= n; atomic.push(r) } else paged.push(r)
+      })
+      for (const r of paged) {
+        try {
+          await scanKey(client, r, now)
+        } catch (err) {
+          noteWrongType(r, err as Error)
+        }
+      }
+      // The EXEC that ends the watch: it runs only if no key changed since WATCH.
       const multi = client.multi()
       for (const r of atomic) {
         // Already-expired members are left for the CLI to prune; we just do not read them.
         if (r.kind === 'expiring') multi.zrangebyscore(r.key, `(${now}`, '+inf', 'WITHSCORES')
         else multi.smembers(r.key)
       }
-      const replies = await execOrThrow(multi)
+      const replies = await multi.exec()
+      if (replies === null) return undefined
       atomic.forEach((r, i) => {
         const [err, value] = replies[i] ?? [new Error('no reply'), null]
         if (err !== null) return noteWrongType(r, err)
         takeMembers(r, Array.isArray(value) ? value : [], now)
       })
+      return reads
+    } catch (err) {
+      // EXEC was not reached: drop the watch so it cannot abort a later read.
+      await client.unwatch().catch(() => {})
+      throw err
     }
-    for (const r of paged) {
-      try {
-        await scanKey(client, r, now)
-      } catch (err) {
-        noteWrongType(r, err as Error)
-      }
-    }
+  }
 
+  private async toEntries (client: Redis, reads: KeyRead[]): Promise<{ raw: RawRead, live: Map<string, LiveEntries>, errors: EntryError[], counts: RedisSourceState['entries'] }> {
     const raw: RawRead = []
     const live = new Map<string, LiveEntries>()
     const errors: EntryError[] = []
@@ -478,6 +498,8 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
 
 /** Keys holding at most this many members in all are read in one MULTI. */
 const ATOMIC_READ_BUDGET = 5000
+/** Reads in a row that may be aborted by edits before a reload counts as failed. */
+const READ_ATTEMPTS = 3
 /** SSCAN/ZSCAN `COUNT` for larger keys: a page decodes in well under a millisecond. */
 const SCAN_PAGE = 1000
 
@@ -490,12 +512,6 @@ interface KeyRead {
   members?: string[]
   entries?: RawEntry[]
   wrongType?: boolean
-}
-
-async function execOrThrow (multi: ReturnType<Redis['multi']>): Promise<Array<[Error | null, unknown]>> {
-  const replies = await multi.exec()
-  if (replies === null) throw new Error('MULTI was aborted')
-  return replies
 }
 
 function noteWrongType (r: KeyRead, err: Error): void {

@@ -2,6 +2,7 @@
 // event loop), small ones in one MULTI. Either way the whole list loads, expired members are
 // left out, and an edit that lands while a paged read runs is in force after the follow-up.
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { stringify } from 'yaml'
 import { parseConfig } from '../../src/config/load.js'
@@ -96,40 +97,86 @@ t.test('a large key of the wrong type is reported and skipped; the rest loads', 
   t.equal(store.snapshot.policies.get('default')!.allow.size, 8001)
 })
 
-t.test('an edit made while a paged read runs is in force after the follow-up read', async (t) => {
+t.test('edits made while a paged read runs never combine into a state Redis never held', async (t) => {
+  // A large allow list holding a wildcard, a small deny list holding one of its hosts. Ops then
+  // remove the wildcard and undeny the host. A read that saw the allow list from before and
+  // the deny list from after would let https://evil.example.com through: it must never happen.
   const prefix = uniquePrefix()
-  const key = `${prefix}policy:default:origins`
-  await fill(key, Array.from({ length: 40_000 }, (_, i) => `https://app-${i}.example.com`))
+  const base = `${prefix}policy:default`
+  await fill(`${base}:origins`, [...Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`), 'https://*.example.com'])
+  await redis.client.sadd(`${base}:deny`, 'https://evil.example.com')
   const { store, source } = start(prefix)
   t.teardown(async () => await source.stop())
   const first = new Promise((resolve) => source.once('loaded', resolve))
   source.start()
   await first
+  t.notOk(allowed(store, 'https://evil.example.com'), 'denied before the edit')
 
-  // MONITOR shows the source's commands: the edit is made once its first SSCAN page was sent.
-  const monitor = await redis.client.monitor()
-  t.teardown(() => monitor.disconnect())
-  const seen: string[] = []
-  const scanning = new Promise<void>((resolve) => {
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      const command = String(args[0]).toLowerCase()
-      if (command === 'sscan' || command === 'sadd') seen.push(command)
-      if (command === 'sscan') resolve()
-    })
-  })
-  // Two reads: the one the edit interrupted, then the follow-up its reload request asks for.
-  const twoReads = new Promise<void>((resolve) => {
-    let loads = 0
-    source.on('loaded', () => { if (++loads === 2) resolve() })
+  // The edit is made right after the read has taken the last page of the allow list (so the
+  // wildcard was read) and before it reads the deny list: a real Redis client, timed by
+  // wrapping the source's SSCAN.
+  const editor = redis.client.duplicate()
+  t.teardown(() => editor.disconnect())
+  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
+  const sscan = proto.sscan
+  t.teardown(() => { proto.sscan = sscan })
+  let edited = false
+  proto.sscan = async function (this: Redis, ...args: unknown[]) {
+    const reply = await sscan.apply(this, args)
+    if (!edited && reply[0] === '0') {
+      edited = true
+      await editor.srem(`${base}:origins`, 'https://*.example.com')
+      await editor.srem(`${base}:deny`, 'https://evil.example.com')
+    }
+    return reply
+  }
+  const everSwapped: boolean[] = []
+  store.on('swap', () => everSwapped.push(allowed(store, 'https://evil.example.com')))
+  // The interrupted read starts again by itself: the first load to end after the edit is the
+  // one to judge (a start-up read may still be finishing before it).
+  const loaded = new Promise<void>((resolve) => {
+    const done = (): void => { if (edited) { source.off('loaded', done); resolve() } }
+    source.on('loaded', done)
   })
   source.requestReload('test')
-  await scanning
-  await redis.client.sadd(key, 'https://late.example.com')
-  await redis.client.srem(key, 'https://app-3.example.com')
-  // What the reload channel or a keyspace event does for this edit.
-  source.requestReload('channel')
-  await twoReads
-  t.ok(seen.lastIndexOf('sscan') > seen.indexOf('sadd'), 'the edit landed while the paged read was still running')
-  t.ok(allowed(store, 'https://late.example.com'), 'the added origin is in force')
-  t.notOk(allowed(store, 'https://app-3.example.com'), 'the removed origin is not')
+  await loaded
+  t.ok(edited, 'the edit landed in the middle of a read')
+  t.same(everSwapped.filter((x) => x), [], 'no snapshot swapped in ever allowed the denied host')
+  t.notOk(allowed(store, 'https://evil.example.com'), 'after the edit: no wildcard, so not allowed')
+  t.notOk(allowed(store, 'https://www.example.com'), 'the removed wildcard is gone')
+  t.ok(allowed(store, 'https://app-7999.example.org'), 'the rest of the list is in force')
+})
+
+t.test('a read that keeps being interrupted fails, and the last good whitelist stays', async (t) => {
+  const prefix = uniquePrefix()
+  const base = `${prefix}policy:default`
+  await fill(`${base}:origins`, Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`))
+  const { store, source } = start(prefix)
+  t.teardown(async () => await source.stop())
+  const first = new Promise((resolve) => source.once('loaded', resolve))
+  source.start()
+  await first
+  const version = store.snapshot.version
+
+  // Every read is interrupted: an edit after each one's last page.
+  const editor = redis.client.duplicate()
+  t.teardown(() => editor.disconnect())
+  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
+  const sscan = proto.sscan
+  t.teardown(() => { proto.sscan = sscan })
+  let edits = 0
+  proto.sscan = async function (this: Redis, ...args: unknown[]) {
+    const reply = await sscan.apply(this, args)
+    if (reply[0] === '0') await editor.sadd(`${base}:origins`, `https://new-${++edits}.example.org`)
+    return reply
+  }
+  const failed = new Promise<Error>((resolve) => source.once('loadError', resolve))
+  source.requestReload('test')
+  const err = await failed
+  t.match(err.message, /changed during 3 reads in a row/)
+  t.ok(edits >= 3, `every read was interrupted (${edits} edits)`)
+  t.equal(store.snapshot.version, version, 'nothing was swapped in')
+  t.ok(allowed(store, 'https://app-7999.example.org'), 'the last good whitelist is in force')
+  t.equal(source.state.stale, true, 'the source says it is stale')
+  proto.sscan = sscan
 })
