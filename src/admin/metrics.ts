@@ -21,7 +21,7 @@ export class GatewayMetrics {
   readonly skippedEntries: Counter<'source'>
   readonly redisConnected: Gauge
   readonly openWebsockets: Gauge<'route'>
-  /** route → `kind decision reason` → labelled children (bounded: routes × kinds × reasons). */
+  /** route → `kind decision reason` → labelled children (bounded: routes × kinds × decisions × reasons). */
   private readonly children = new Map<string, Map<string, RequestChildren>>()
 
   constructor ({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
@@ -46,8 +46,8 @@ export class GatewayMetrics {
 
   /**
    * Counts one finished request and observes its duration. The labelled children are looked
-   * up once per label combination and kept: prom-client would otherwise validate and hash
-   * the label object on every call, on the hot path of every request.
+   * up once per label combination and kept, which saves the `labels()` lookup per request
+   * (prom-client's children still validate and hash their labels on each call).
    */
   recordRequest (route: string, kind: RequestKind, decision: string, reason: string, seconds: number): void {
     let byRoute = this.children.get(route)

@@ -12,8 +12,6 @@ import type { GatewayContext } from './context.js'
 
 export type GatewayOptions = GatewayContext
 
-// Refusals of a request head Node's parser let through (see `requestHeadError`).
-
 /** Server limits, set on purpose rather than left at Node's and Fastify's defaults (README "Hardening"). */
 export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   const s = config.server

@@ -217,7 +217,7 @@ type JudgedRequest = IncomingMessage & { [kJudged]?: CorsState }
  * headers, body, metrics and log line as `onRequest` gives. Everything else (allowed requests,
  * report-only and headers-only denials, shutting down, an ambiguous path) returns false and goes
  * through Fastify, whose `onRequest` reuses this judgement. The caller has already checked the
- * request head (app.ts `requestHeadError`).
+ * request head (request-head.ts `requestHeadError`).
  */
 export function answerEarly (opts: CorsOptions, req: IncomingMessage, res: ServerResponse): boolean {
   if (opts.isClosing()) return false

@@ -50,7 +50,7 @@ t.test('upgrade requests get the same head checks as HTTP requests', async (t) =
 
   t.equal(upgrades, 0, 'no refused upgrade reached the upstream')
 
-  // The head checks of app.ts `requestHeadError` apply to upgrades too.
+  // The head checks of request-head.ts `requestHeadError` apply to upgrades too.
   const headChecks: Array<[string, string, number]> = [
     ['two Host headers', 'Host: admin.internal\r\n', 400],
     ['more than maxHeadersCount lines', Array.from({ length: 30 }, (_, i) => `X-H${i}: ${i}\r\n`).join(''), 431]
