@@ -1,6 +1,7 @@
 // Large keys are read in SSCAN/ZSCAN pages (a 100k-member reply decoded in one go blocks the
-// event loop), small ones in one MULTI. Either way the whole list loads, expired members are
-// left out, and an edit that lands while a paged read runs is in force after the follow-up.
+// event loop), small ones in one MULTI, all under WATCH. Either way the whole list loads,
+// expired members are left out, and edits or failures in the middle of a read never produce a
+// state Redis never held. Edits are timed by wrapping the source's SSCAN; Redis is real.
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
@@ -179,4 +180,74 @@ t.test('a read that keeps being interrupted fails, and the last good whitelist s
   t.ok(allowed(store, 'https://app-7999.example.org'), 'the last good whitelist is in force')
   t.equal(source.state.stale, true, 'the source says it is stale')
   proto.sscan = sscan
+})
+
+t.test('a key that changes type during a paged read is reported, and the rest loads', async (t) => {
+  const prefix = uniquePrefix()
+  const base = `${prefix}policy:default`
+  await fill(`${base}:origins`, Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`))
+  await fill(`${base}:deny`, Array.from({ length: 6000 }, (_, i) => `https://x-${i}.example.net`))
+  const { store, source } = start(prefix)
+  t.teardown(async () => await source.stop())
+  const first = new Promise((resolve) => source.once('loaded', resolve))
+  source.start()
+  await first
+
+  // After the first page of the deny key, it becomes a string.
+  const editor = redis.client.duplicate()
+  t.teardown(() => editor.disconnect())
+  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
+  const sscan = proto.sscan
+  t.teardown(() => { proto.sscan = sscan })
+  let changed = false
+  proto.sscan = async function (this: Redis, ...args: unknown[]) {
+    const reply = await sscan.apply(this, args)
+    if (!changed && args[0] === `${base}:deny`) {
+      changed = true
+      await editor.multi().del(`${base}:deny`).set(`${base}:deny`, 'oops').exec()
+    }
+    return reply
+  }
+  const loaded = new Promise<void>((resolve) => {
+    const done = (): void => { if (changed) { source.off('loaded', done); resolve() } }
+    source.on('loaded', done)
+  })
+  source.requestReload('test')
+  await loaded
+  t.equal(source.state.invalidEntries, 1, 'the string key is reported')
+  t.equal(source.state.entries.deny, 0, 'no half-read deny list is kept')
+  t.ok(allowed(store, 'https://app-7999.example.org'), 'the allow list loads')
+})
+
+// Last in this file: it kills the Redis server.
+t.test('Redis dying in the middle of a paged read keeps the last good whitelist', { skip: redis.external ? 'needs a redis-server of its own (REDIS_URL is set)' : false }, async (t) => {
+  const prefix = uniquePrefix()
+  const base = `${prefix}policy:default`
+  await fill(`${base}:origins`, Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`))
+  const { store, source } = start(prefix)
+  t.teardown(async () => await source.stop())
+  const first = new Promise((resolve) => source.once('loaded', resolve))
+  source.start()
+  await first
+  const version = store.snapshot.version
+
+  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
+  const sscan = proto.sscan
+  t.teardown(() => { proto.sscan = sscan })
+  let killed = false
+  proto.sscan = async function (this: Redis, ...args: unknown[]) {
+    const reply = await sscan.apply(this, args)
+    if (!killed) {
+      killed = true
+      await redis.kill9()
+    }
+    return reply
+  }
+  const failed = new Promise<Error>((resolve) => source.once('loadError', resolve))
+  source.requestReload('test')
+  await failed
+  t.ok(killed, 'Redis died after the first page')
+  t.equal(store.snapshot.version, version, 'nothing was swapped in')
+  t.ok(allowed(store, 'https://app-7999.example.org'), 'the last good whitelist is in force')
+  t.equal(source.state.stale, true, 'the source says it is stale')
 })
