@@ -2,7 +2,7 @@
 // event loop), small ones in one MULTI, all under WATCH. Either way the whole list loads,
 // expired members are left out, and edits or failures in the middle of a read never produce a
 // state Redis never held. Edits are timed by wrapping the source's SSCAN; Redis is real.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { stringify } from 'yaml'
@@ -30,6 +30,31 @@ function start (prefix: string): { store: PolicyStore, source: RedisPolicySource
   const store = new PolicyStore(loaded)
   const source = new RedisPolicySource({ redis: loaded.config.redis!, store, logger: pino({ level: 'silent' }) })
   return { store, source }
+}
+
+/** A source started on `prefix`, once its first load is done; stopped when the test ends. */
+async function startLoaded (t: Test, prefix: string): Promise<{ store: PolicyStore, source: RedisPolicySource }> {
+  const started = start(prefix)
+  t.teardown(async () => await started.source.stop())
+  const first = new Promise((resolve) => started.source.once('loaded', resolve))
+  started.source.start()
+  await first
+  return started
+}
+
+/**
+ * Runs `after` once each SSCAN page has arrived, before the reader sees it: edits made there
+ * land in the middle of a read. Wraps the real client's method; Redis itself is real.
+ */
+function afterEachSscanPage (t: Test, after: (key: string, cursor: string) => Promise<void>): void {
+  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
+  const sscan = proto.sscan
+  t.teardown(() => { proto.sscan = sscan })
+  proto.sscan = async function (this: Redis, ...args: unknown[]) {
+    const reply = await sscan.apply(this, args)
+    await after(String(args[0]), reply[0])
+    return reply
+  }
 }
 
 const allowed = (store: PolicyStore, origin: string): boolean =>
@@ -89,14 +114,18 @@ t.test('a large key of the wrong type is reported and skipped; the rest loads', 
   const base = `${prefix}policy:default`
   await fill(`${base}:origins`, Array.from({ length: 8000 }, (_, i) => `https://big-${i}.example.com`))
   await redis.client.rpush(`${base}:deny`, ...Array.from({ length: 8000 }, (_, i) => `https://x-${i}.example.com`))
-  const { store, source } = start(prefix)
-  t.teardown(async () => await source.stop())
-  const loaded = new Promise((resolve) => source.once('loaded', resolve))
-  source.start()
-  await loaded
+  const { store, source } = await startLoaded(t, prefix)
   t.equal(source.state.invalidEntries, 1, 'the list key is reported once')
   t.equal(store.snapshot.policies.get('default')!.allow.size, 8001)
 })
+
+/** The first load to end once `ready()` holds (a start-up read may still be finishing before it). */
+async function loadOnce (source: RedisPolicySource, ready: () => boolean): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = (): void => { if (ready()) { source.off('loaded', done); resolve() } }
+    source.on('loaded', done)
+  })
+}
 
 t.test('edits made while a paged read runs never combine into a state Redis never held', async (t) => {
   // A large allow list holding a wildcard, a small deny list holding one of its hosts. Ops then
@@ -106,39 +135,22 @@ t.test('edits made while a paged read runs never combine into a state Redis neve
   const base = `${prefix}policy:default`
   await fill(`${base}:origins`, [...Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`), 'https://*.example.com'])
   await redis.client.sadd(`${base}:deny`, 'https://evil.example.com')
-  const { store, source } = start(prefix)
-  t.teardown(async () => await source.stop())
-  const first = new Promise((resolve) => source.once('loaded', resolve))
-  source.start()
-  await first
+  const { store, source } = await startLoaded(t, prefix)
   t.notOk(allowed(store, 'https://evil.example.com'), 'denied before the edit')
 
-  // The edit is made right after the read has taken the last page of the allow list (so the
-  // wildcard was read) and before it reads the deny list: a real Redis client, timed by
-  // wrapping the source's SSCAN.
-  const editor = redis.client.duplicate()
-  t.teardown(() => editor.disconnect())
-  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
-  const sscan = proto.sscan
-  t.teardown(() => { proto.sscan = sscan })
+  // The edit lands once the read has taken the last page of the allow list (so the wildcard
+  // was read) and before it reads the deny list.
   let edited = false
-  proto.sscan = async function (this: Redis, ...args: unknown[]) {
-    const reply = await sscan.apply(this, args)
-    if (!edited && reply[0] === '0') {
-      edited = true
-      await editor.srem(`${base}:origins`, 'https://*.example.com')
-      await editor.srem(`${base}:deny`, 'https://evil.example.com')
-    }
-    return reply
-  }
+  afterEachSscanPage(t, async (_key, cursor) => {
+    if (edited || cursor !== '0') return
+    edited = true
+    await redis.client.srem(`${base}:origins`, 'https://*.example.com')
+    await redis.client.srem(`${base}:deny`, 'https://evil.example.com')
+  })
   const everSwapped: boolean[] = []
   store.on('swap', () => everSwapped.push(allowed(store, 'https://evil.example.com')))
-  // The interrupted read starts again by itself: the first load to end after the edit is the
-  // one to judge (a start-up read may still be finishing before it).
-  const loaded = new Promise<void>((resolve) => {
-    const done = (): void => { if (edited) { source.off('loaded', done); resolve() } }
-    source.on('loaded', done)
-  })
+  // The interrupted read starts again by itself.
+  const loaded = loadOnce(source, () => edited)
   source.requestReload('test')
   await loaded
   t.ok(edited, 'the edit landed in the middle of a read')
@@ -152,25 +164,14 @@ t.test('a read that keeps being interrupted fails, and the last good whitelist s
   const prefix = uniquePrefix()
   const base = `${prefix}policy:default`
   await fill(`${base}:origins`, Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`))
-  const { store, source } = start(prefix)
-  t.teardown(async () => await source.stop())
-  const first = new Promise((resolve) => source.once('loaded', resolve))
-  source.start()
-  await first
+  const { store, source } = await startLoaded(t, prefix)
   const version = store.snapshot.version
 
   // Every read is interrupted: an edit after each one's last page.
-  const editor = redis.client.duplicate()
-  t.teardown(() => editor.disconnect())
-  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
-  const sscan = proto.sscan
-  t.teardown(() => { proto.sscan = sscan })
   let edits = 0
-  proto.sscan = async function (this: Redis, ...args: unknown[]) {
-    const reply = await sscan.apply(this, args)
-    if (reply[0] === '0') await editor.sadd(`${base}:origins`, `https://new-${++edits}.example.org`)
-    return reply
-  }
+  afterEachSscanPage(t, async (_key, cursor) => {
+    if (cursor === '0') await redis.client.sadd(`${base}:origins`, `https://new-${++edits}.example.org`)
+  })
   const failed = new Promise<Error>((resolve) => source.once('loadError', resolve))
   source.requestReload('test')
   const err = await failed
@@ -179,7 +180,6 @@ t.test('a read that keeps being interrupted fails, and the last good whitelist s
   t.equal(store.snapshot.version, version, 'nothing was swapped in')
   t.ok(allowed(store, 'https://app-7999.example.org'), 'the last good whitelist is in force')
   t.equal(source.state.stale, true, 'the source says it is stale')
-  proto.sscan = sscan
 })
 
 t.test('a key that changes type during a paged read is reported, and the rest loads', async (t) => {
@@ -187,31 +187,16 @@ t.test('a key that changes type during a paged read is reported, and the rest lo
   const base = `${prefix}policy:default`
   await fill(`${base}:origins`, Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`))
   await fill(`${base}:deny`, Array.from({ length: 6000 }, (_, i) => `https://x-${i}.example.net`))
-  const { store, source } = start(prefix)
-  t.teardown(async () => await source.stop())
-  const first = new Promise((resolve) => source.once('loaded', resolve))
-  source.start()
-  await first
+  const { store, source } = await startLoaded(t, prefix)
 
   // After the first page of the deny key, it becomes a string.
-  const editor = redis.client.duplicate()
-  t.teardown(() => editor.disconnect())
-  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
-  const sscan = proto.sscan
-  t.teardown(() => { proto.sscan = sscan })
   let changed = false
-  proto.sscan = async function (this: Redis, ...args: unknown[]) {
-    const reply = await sscan.apply(this, args)
-    if (!changed && args[0] === `${base}:deny`) {
-      changed = true
-      await editor.multi().del(`${base}:deny`).set(`${base}:deny`, 'oops').exec()
-    }
-    return reply
-  }
-  const loaded = new Promise<void>((resolve) => {
-    const done = (): void => { if (changed) { source.off('loaded', done); resolve() } }
-    source.on('loaded', done)
+  afterEachSscanPage(t, async (key) => {
+    if (changed || key !== `${base}:deny`) return
+    changed = true
+    await redis.client.multi().del(key).set(key, 'oops').exec()
   })
+  const loaded = loadOnce(source, () => changed)
   source.requestReload('test')
   await loaded
   t.equal(source.state.invalidEntries, 1, 'the string key is reported')
@@ -224,25 +209,15 @@ t.test('Redis dying in the middle of a paged read keeps the last good whitelist'
   const prefix = uniquePrefix()
   const base = `${prefix}policy:default`
   await fill(`${base}:origins`, Array.from({ length: 8000 }, (_, i) => `https://app-${i}.example.org`))
-  const { store, source } = start(prefix)
-  t.teardown(async () => await source.stop())
-  const first = new Promise((resolve) => source.once('loaded', resolve))
-  source.start()
-  await first
+  const { store, source } = await startLoaded(t, prefix)
   const version = store.snapshot.version
 
-  const proto = Redis.prototype as unknown as { sscan: (...args: unknown[]) => Promise<[string, string[]]> }
-  const sscan = proto.sscan
-  t.teardown(() => { proto.sscan = sscan })
   let killed = false
-  proto.sscan = async function (this: Redis, ...args: unknown[]) {
-    const reply = await sscan.apply(this, args)
-    if (!killed) {
-      killed = true
-      await redis.kill9()
-    }
-    return reply
-  }
+  afterEachSscanPage(t, async () => {
+    if (killed) return
+    killed = true
+    await redis.kill9()
+  })
   const failed = new Promise<Error>((resolve) => source.once('loadError', resolve))
   source.requestReload('test')
   await failed
