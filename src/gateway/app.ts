@@ -3,8 +3,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Config } from '../config/schema.js'
-import { answerEarly, cors } from './cors.js'
+import { answerEarly, cors, judgeEarly } from './cors.js'
 import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
+import { createUpstreamAgent, Forwarder } from './forward.js'
 import { proxy } from './proxy.js'
 import { requestHeadError } from './request-head.js'
 import { upgrade } from './upgrade.js'
@@ -97,17 +98,19 @@ export function applyServerLimits (server: Server, config: Config): void {
 }
 
 /**
- * Puts cors.ts `answerEarly` in front of Fastify's request handler: allowed preflights and
- * enforced denials whose head passes `requestHeadError` are answered there; everything else
- * reaches Fastify, whose hooks give it the same answers as before.
+ * Puts the direct paths in front of Fastify's request handler: allowed preflights and enforced
+ * denials are answered by cors.ts `answerEarly`, allowed requests without a body are forwarded
+ * by forward.ts. Everything else, and every request whose head fails `requestHeadError`,
+ * reaches Fastify, whose hooks give it the same answers.
  */
-function answerBeforeFastify (server: Server, opts: GatewayOptions): void {
+function answerBeforeFastify (server: Server, opts: GatewayOptions, forwarder: Forwarder): void {
   const listeners = server.listeners('request')
   const fastifyHandler = listeners[0] as ((req: IncomingMessage, res: ServerResponse) => void) | undefined
   if (fastifyHandler === undefined || listeners.length !== 1) return
   server.removeListener('request', fastifyHandler)
   server.on('request', function (this: Server, req: IncomingMessage, res: ServerResponse) {
-    if (requestHeadError(req.rawHeaders, opts.config) === undefined && answerEarly(opts, req, res)) return
+    const state = requestHeadError(req.rawHeaders, opts.config) === undefined ? judgeEarly(opts, req) : undefined
+    if (state !== undefined && (answerEarly(opts, req, res, state) || forwarder.forward(req, res, state))) return
     fastifyHandler.call(this, req, res)
   })
 }
@@ -115,7 +118,12 @@ function answerBeforeFastify (server: Server, opts: GatewayOptions): void {
 export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstance> {
   const app = Fastify({ ...serverOptions(opts.config), loggerInstance: opts.logger as unknown as FastifyBaseLogger })
   applyServerLimits(app.server, opts.config)
-  answerBeforeFastify(app.server, opts)
+  const agent = createUpstreamAgent(opts.config)
+  // onClose runs once every client connection has ended, so an upstream request still pending
+  // (a long-poll whose client was cut at the drain deadline) has no one to answer: destroy,
+  // don't wait for it.
+  app.addHook('onClose', async () => { await agent.destroy() })
+  answerBeforeFastify(app.server, opts, new Forwarder(opts, agent))
   // Before the CORS layer judges anything (hooks run in registration order).
   app.addHook('onRequest', function (request, reply, done) {
     const error = requestHeadError(request.raw.rawHeaders, opts.config)
@@ -140,7 +148,7 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   })
 
   await app.register(cors, opts)
-  await app.register(proxy, opts)
+  await app.register(proxy, { ...opts, agent })
   await app.register(upgrade, opts)
   return app
 }

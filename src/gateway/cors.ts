@@ -16,6 +16,7 @@ import { actualHeaders, appendVaryOrigin, preflightHeaders, PREFLIGHT_VARY } fro
 import type { PolicyStore } from '../sources/policy-store.js'
 import { BadPathError, NoRouteError, PayloadTooLargeError, ShuttingDownError } from './errors.js'
 import { isEncrypted } from './forwarded.js'
+import { directRequestId, recordRequest } from './request-log.js'
 import type { Route } from './route-table.js'
 import type { GatewayContext } from './context.js'
 
@@ -182,59 +183,43 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
   })
 }
 
-/** Metrics and the one log line of a finished request (SPEC.md "Logs"). */
-function recordRequest (opts: Pick<CorsOptions, 'metrics' | 'logger'>, logRequests: boolean, state: CorsState, reqId: string, method: string | undefined, status: number, elapsedMs: number): void {
-  const route = state.route?.label ?? 'none'
-  opts.metrics.recordRequest(route, state.kind, state.decision.outcome, state.decision.reason, elapsedMs / 1000)
-  if (logRequests) {
-    opts.logger.info({
-      reqId,
-      route,
-      method,
-      path: state.path,
-      origin: state.origin,
-      kind: state.kind,
-      decision: state.decision.outcome,
-      reason: state.decision.reason,
-      rule: state.decision.rule,
-      status,
-      durationMs: Math.round(elapsedMs * 1000) / 1000
-    }, 'request')
-  }
-}
-
-let earlyIds = 0
-
-/** The judgement `answerEarly` made, handed to `onRequest` so a request is judged once. */
+/** The judgement `judgeEarly` made, handed to `onRequest` so a request is judged once. */
 const kJudged = Symbol('corsgate.judged')
 type JudgedRequest = IncomingMessage & { [kJudged]?: CorsState }
 
 /**
- * Answers allowed preflights and enforced denials straight from Node's `request` event, before
- * Fastify builds a request, a reply and a child logger and runs its hook chain, for answers
- * that are a status, a few precomputed headers and at most a small JSON body (a preflight cost
- * 2.2× a bare Fastify 204 route through the hooks; see README "Performance"). Same status,
- * headers, body, metrics and log line as `onRequest` gives. Everything else (allowed requests,
- * report-only and headers-only denials, shutting down, an ambiguous path) returns false and goes
- * through Fastify, whose `onRequest` reuses this judgement. The caller has already checked the
- * request head (request-head.ts `requestHeadError`).
+ * Judges a request straight from Node's `request` event, before Fastify builds a request and a
+ * reply and runs its hook chain, for `answerEarly` and forward.ts to act on; `onRequest` reuses
+ * the judgement. Undefined while shutting down or for an ambiguous path: those answers are
+ * Fastify's. The caller has already checked the request head (request-head.ts).
  */
-export function answerEarly (opts: CorsOptions, req: IncomingMessage, res: ServerResponse): boolean {
-  if (opts.isClosing()) return false
+export function judgeEarly (opts: CorsOptions, req: IncomingMessage): CorsState | undefined {
+  if (opts.isClosing()) return undefined
   const headers = req.headers
-  const started = performance.now()
   const isPreflight = req.method === 'OPTIONS' && headers.origin !== undefined && headers['access-control-request-method'] !== undefined
   const state = judgeRequest(opts, { method: req.method!, url: req.url!, headers, encrypted: isEncrypted(req) }, isPreflight ? 'preflight' : 'actual')
   ;(req as JudgedRequest)[kJudged] = state
-  if (AMBIGUOUS_PATH.test(state.path)) return false
+  return AMBIGUOUS_PATH.test(state.path) ? undefined : state
+}
+
+/**
+ * Answers an allowed preflight or an enforced denial without Fastify: a status, a few
+ * precomputed headers and at most a small JSON body (through the hooks a preflight cost 2.2×
+ * a bare Fastify 204 route; see README "Performance"). Same status, headers, body, metrics and
+ * log line as `onRequest` gives. False for everything else (allowed requests, report-only and
+ * headers-only denials).
+ */
+export function answerEarly (opts: CorsOptions, req: IncomingMessage, res: ServerResponse, state: CorsState): boolean {
+  const started = performance.now()
   let status: number
   if (state.decision.reject) {
     // As sendDenial(): 403, no Access-Control-Allow-* headers.
     const body = JSON.stringify({ error: 'cors_denied', reason: state.decision.reason })
     status = 403
-    res.writeHead(403, { 'content-type': 'application/json; charset=utf-8', vary: isPreflight ? PREFLIGHT_VARY : 'Origin', 'content-length': Buffer.byteLength(body) })
+    res.writeHead(403, { 'content-type': 'application/json; charset=utf-8', vary: state.kind === 'preflight' ? PREFLIGHT_VARY : 'Origin', 'content-length': Buffer.byteLength(body) })
     res.end(body)
-  } else if (isPreflight && state.decision.outcome === 'allowed') {
+  } else if (state.kind === 'preflight' && state.decision.outcome === 'allowed') {
+    const headers = req.headers
     status = state.policy.preflightStatus
     res.writeHead(status, preflightHeaders(state.policy, state.decision, {
       requestHeaders: singleHeader(headers['access-control-request-headers']),
@@ -245,7 +230,7 @@ export function answerEarly (opts: CorsOptions, req: IncomingMessage, res: Serve
     return false
   }
   const logRequests = opts.logger.isLevelEnabled('info')
-  recordRequest(opts, logRequests, state, logRequests ? `early-${(++earlyIds).toString(36)}` : '', req.method, status, performance.now() - started)
+  recordRequest(opts, logRequests, state, logRequests ? directRequestId() : '', req.method, status, performance.now() - started)
   return true
 }
 

@@ -1,66 +1,46 @@
-// Forwarding through @fastify/reply-from (undici underneath). One catch-all route serves every
-// configured route: the route table picks the upstream per request, so the route that was
-// judged is always the route that is forwarded to.
+// Forwarding through @fastify/reply-from (undici underneath), for what the direct path
+// (forward.ts) declines: request bodies, Socket.IO handshakes on balanced routes, and any
+// request it leaves to Fastify. One catch-all route serves every configured route: the route
+// table picks the upstream per request, so the route that was judged is always the route that
+// is forwarded to.
 //
 // reply-from is registered directly rather than through @fastify/http-proxy: http-proxy's
 // handler re-validated every path and built three URL objects per request (5 % of a proxied
 // GET's CPU in a profile) for checks that cors.ts makes in onRequest (`AMBIGUOUS_PATH`) and
 // reply-from repeats (`buildURL` keeps the destination on the upstream). Its other per-request
-// step, stripping invalid characters from upstream header values, is kept (`responseHeaders`).
-import { readFileSync } from 'node:fs'
+// step, stripping invalid characters from upstream header values, is kept (upstream-headers.ts).
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { pipeline, Transform, type TransformCallback } from 'node:stream'
 import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Agent } from 'undici'
-import type { Config } from '../config/schema.js'
+import type { Agent } from 'undici'
 import { forwarded } from './forwarded.js'
 import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { pickUpstream, PROXIED_METHODS } from './forward.js'
 import type { Route } from './route-table.js'
-import { clientAddress, cookieValue, engineSid, isEngineHandshake, isRefusal, SidSniffer, STICKY_COOKIE, stickyCookie } from './upstream-pool.js'
+import { upstreamRequestHeaders, upstreamResponseHeaders } from './upstream-headers.js'
+import { isEngineHandshake, isRefusal, SidSniffer, stickyCookie } from './upstream-pool.js'
 import type { GatewayContext } from './context.js'
 
-export type ProxyOptions = Pick<GatewayContext, 'config' | 'metrics' | 'logger'>
+export type ProxyOptions = Pick<GatewayContext, 'config' | 'metrics' | 'logger'> & { agent: Agent }
 
 const kBodyTooLarge = Symbol('corsgate.bodyTooLarge')
 const kUpstream = Symbol('corsgate.upstream')
 type LimitedRequest = IncomingMessage & { [kBodyTooLarge]?: boolean, [kUpstream]?: number }
 
 /** Chooses among the route's upstreams (src/gateway/upstream-pool.ts) and remembers the choice. */
-function pickUpstream (request: FastifyRequest, trustProxy: boolean): string {
+function chooseUpstream (request: FastifyRequest, trustProxy: boolean): string {
   const route = request.corsgate!.route!
-  const raw = request.raw as LimitedRequest
-  const i = route.pool.balanced
-    ? route.pool.pick(engineSid(raw.url!), cookieValue(raw.headers.cookie, STICKY_COOKIE), Date.now(), clientAddress(raw.socket.remoteAddress, raw.headers['x-forwarded-for'], trustProxy))
-    : 0
-  raw[kUpstream] = i
+  const i = pickUpstream(route, request.raw, trustProxy)
+  ;(request.raw as LimitedRequest)[kUpstream] = i
   return route.upstreams[i]!
 }
 
-/** The undici agent shared by every route: keep-alive pool, TLS always verified. */
-export function createUpstreamAgent (config: Config): Agent {
-  const ca = config.server.upstreamCaFile === undefined ? undefined : readFileSync(config.server.upstreamCaFile)
-  return new Agent({
-    connections: config.server.upstreamConnections,
-    pipelining: 1,
-    // Below the usual upstream keep-alive (Node 5 s, nginx 75 s, Apache 5 s), so we never
-    // reuse a socket the upstream is about to close.
-    keepAliveTimeout: 4_000,
-    keepAliveMaxTimeout: 4_000,
-    connect: { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) }
-  })
-}
-
 async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<void> {
-  const { config, metrics, logger } = opts
+  const { config, metrics, logger, agent } = opts
   const trustProxy = config.server.trustProxy
   const bodyLimit = config.server.bodyLimit
-  const agent = createUpstreamAgent(config)
-  // onClose runs once every client connection has ended, so an upstream request still pending
-  // (a long-poll whose client was cut at the drain deadline) has no one to answer: destroy,
-  // don't wait for it.
-  app.addHook('onClose', async () => { await agent.destroy() })
 
   // Bodies are streamed to the upstream, never buffered. Fastify's own parsers would buffer
   // JSON and text, so every content type goes through this pass-through with a byte cap.
@@ -76,11 +56,11 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
   await app.register(replyFrom, { undici: agent, disableRequestLogging: true })
   type FromOptions = NonNullable<Parameters<FastifyReply['from']>[1]>
   const replyOptions = {
-    getUpstream: (request: FastifyRequest) => pickUpstream(request, trustProxy),
+    getUpstream: (request: FastifyRequest) => chooseUpstream(request, trustProxy),
     // Laravel's maintenance mode answers 503: pass it through once, never retry.
     retryDelay: () => null,
-    rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => forwardedHeaders(request, headers, trustProxy),
-    rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => responseHeaders(headers, request.corsgate?.policy.config.stripUpstreamCors !== false),
+    rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => upstreamRequestHeaders(request.raw, headers, trustProxy),
+    rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => upstreamResponseHeaders(headers, request.corsgate?.policy.config.stripUpstreamCors !== false),
     onError: (reply: FastifyReply, { error }: { error: Error & { statusCode?: number, code?: string } }) => {
       const route = reply.request.corsgate?.route?.label ?? 'none'
       if ((reply.request.raw as LimitedRequest)[kBodyTooLarge] === true) {
@@ -125,26 +105,7 @@ async function proxyPlugin (app: FastifyInstance, opts: ProxyOptions): Promise<v
     } as FromOptions)
   }
   // reply-from logs every upstream failure at warn with a stack; ours is one line (onError).
-  for (const url of ['/', '/*']) app.route({ method: PROXIED_METHODS, url, handler, logLevel: 'error' })
-}
-
-// The methods @fastify/http-proxy forwarded by default; any other method gets the 404 answer.
-const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
-
-// An upstream header value with a character Node refuses (a control character) would make the
-// response throw; drop the characters instead, as @fastify/http-proxy does.
-const INVALID_HEADER_CHARS = /[^\t\x20-\x7E\x80-\xFF]/g
-const HAS_INVALID_HEADER_CHAR = /[^\t\x20-\x7E\x80-\xFF]/
-
-// SPEC.md "Actual requests": X-Forwarded-For, -Proto, -Host for the upstream; Origin unchanged.
-// Without `trustProxy`, client-sent values are replaced, never trusted.
-function forwardedHeaders (request: FastifyRequest, headers: IncomingHttpHeaders, trustProxy: boolean): IncomingHttpHeaders {
-  const f = forwarded(request.raw, trustProxy)
-  headers['x-forwarded-for'] = f.for
-  headers['x-forwarded-proto'] = f.proto
-  if (f.host === undefined) delete headers['x-forwarded-host']
-  else headers['x-forwarded-host'] = f.host
-  return headers
+  for (const url of ['/', '/*']) app.route({ method: [...PROXIED_METHODS], url, handler, logLevel: 'error' })
 }
 
 function isSecure (request: FastifyRequest, trustProxy: boolean): boolean {
@@ -154,47 +115,6 @@ function isSecure (request: FastifyRequest, trustProxy: boolean): boolean {
 function appendCookie (prior: string | number | string[] | undefined, cookie: string): string[] {
   if (prior === undefined) return [cookie]
   return Array.isArray(prior) ? [...prior, cookie] : [String(prior), cookie]
-}
-
-// RFC 9110 §7.6.1: a proxy removes the hop-by-hop headers of the connection it received a
-// message on. Copied through, the upstream's `Connection: keep-alive` overrode a client's
-// `Connection: close` (Node then kept the client socket open) and its `Keep-Alive: timeout=5`
-// described the upstream connection, not ours. reply-from strips these for HTTP/2 only.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection'])
-const PLAIN_CONNECTION = new Set(['keep-alive', 'close'])
-
-/**
- * The upstream's response headers as the client gets them, built in one pass into a new
- * object (`delete` would turn the object into a slow dictionary on every response): the
- * hop-by-hop headers and those its `Connection` names go, its own `Access-Control-*` go
- * unless the policy keeps them, and characters Node refuses are dropped from values.
- */
-function responseHeaders (headers: IncomingHttpHeaders, stripCors: boolean): IncomingHttpHeaders {
-  const connection = headers.connection
-  // `keep-alive` and `close`, what upstreams send, name no header beyond the hop-by-hop set.
-  const named = typeof connection === 'string' && !PLAIN_CONNECTION.has(connection.toLowerCase()) ? connectionOptions(connection) : undefined
-  const out: IncomingHttpHeaders = {}
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || named?.has(name) === true) continue
-    if (stripCors && name.startsWith('access-control-')) continue
-    const value = headers[name]
-    out[name] = typeof value === 'string' ? validHeaderValue(value) : Array.isArray(value) ? value.map(validHeaderValue) : value
-  }
-  return out
-}
-
-/** The option headers a `Connection` value names; framing stays with Node and reply-from. */
-function connectionOptions (connection: string): Set<string> {
-  const names = new Set<string>()
-  for (const token of connection.toLowerCase().split(',')) {
-    const name = token.trim()
-    if (name !== '' && name !== 'transfer-encoding' && name !== 'content-length') names.add(name)
-  }
-  return names
-}
-
-function validHeaderValue (value: string): string {
-  return HAS_INVALID_HEADER_CHAR.test(value) ? value.replace(INVALID_HEADER_CHARS, '') : value
 }
 
 /** Passes a chunked body through, failing it once it exceeds `limit` bytes. */

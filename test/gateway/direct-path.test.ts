@@ -1,0 +1,203 @@
+// The direct forwarding path (src/gateway/forward.ts) beside the Fastify one (proxy.ts):
+// which requests take it, that both give the same answer, and what only the direct path does
+// itself (flow control, aborting the upstream request, 1xx and odd statuses).
+import { request } from 'node:http'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
+import t from 'tap'
+import { startTestGateway } from '../helpers/gateway.js'
+import { send, type RawResponse } from '../helpers/http.js'
+import { sendRaw } from '../helpers/raw-http.js'
+import { startUpstream, type SeenRequest } from '../helpers/upstream.js'
+
+const ORIGIN = 'https://app.example.com'
+
+/** The `reqId` of the request log line for `path`: `direct-…` or Fastify's `req-…`. */
+function reqIdOf (logs: Array<Record<string, unknown>>, path: string): string {
+  const line = logs.find((l) => l.msg === 'request' && l.path === path)
+  return String(line?.reqId)
+}
+
+/** A TCP upstream that answers every request head with the same raw bytes. */
+async function rawUpstream (answer: string): Promise<{ url: string, close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    let head = ''
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1')
+      if (!head.includes('\r\n\r\n')) return
+      head = ''
+      socket.write(answer)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+t.test('bodyless requests take the direct path; bodies and Socket.IO handshakes go through Fastify', async (t) => {
+  const upstream = await startUpstream()
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url }] })
+  t.teardown(async () => { await gw.close(); await upstream.close() })
+
+  for (const method of ['GET', 'HEAD', 'DELETE']) {
+    const res = await send(`${gw.url}/${method.toLowerCase()}`, { method, headers: { origin: ORIGIN } })
+    t.equal(res.status, 200, method)
+  }
+  // OPTIONS that is not a preflight (no Origin: a server's request).
+  t.equal((await send(`${gw.url}/options`, { method: 'OPTIONS' })).status, 200, 'OPTIONS')
+  await send(`${gw.url}/empty-post`, { method: 'POST', headers: { origin: ORIGIN, 'content-length': '0' } })
+  await send(`${gw.url}/post`, { method: 'POST', headers: { origin: ORIGIN, 'content-type': 'text/plain' }, body: 'hello' })
+  for (const path of ['/get', '/head', '/delete', '/options', '/empty-post']) t.match(reqIdOf(gw.logs, path), /^direct-/, `${path}: direct`)
+  t.match(reqIdOf(gw.logs, '/post'), /^req-/, 'a request with a body: Fastify')
+  t.equal(upstream.seen.find((r) => r.url === '/post')?.body.toString(), 'hello')
+})
+
+t.test('both paths give the same answer: status, headers and what the upstream sees', async (t) => {
+  // Headers that each need handling: the upstream's CORS headers, Vary, two Set-Cookies, a
+  // header its Connection names, Keep-Alive, and a latin1 byte in a value.
+  const upstream = await startUpstream((_req, res) => {
+    res.writeHead(201, [
+      'Access-Control-Allow-Origin', '*', 'Access-Control-Max-Age', '99999', 'Vary', 'Accept-Encoding',
+      'Set-Cookie', 'a=1; Path=/', 'Set-Cookie', 'b=2; Path=/', 'Connection', 'keep-alive, X-Hop', 'X-Hop', 'upstream-only',
+      'Keep-Alive', 'timeout=5', 'X-Request-Id', 'abc', 'X-Latin', 'caf\u00e9', 'Content-Type', 'text/plain', 'Content-Length', '2'
+    ])
+    // A Buffer: with a string, Node writes head and body as one UTF-8 string, é included.
+    res.end(Buffer.from('ok'))
+  })
+  const gw = await startTestGateway({
+    policies: { default: { origins: [ORIGIN], exposeHeaders: ['X-Request-Id'], credentials: true } },
+    routes: [{ path: '/', upstream: upstream.url }]
+  })
+  t.teardown(async () => { await gw.close(); await upstream.close() })
+
+  const clientHeaders = { origin: ORIGIN, cookie: 's=1', 'x-forwarded-for': '6.6.6.6', 'keep-alive': '300', connection: 'keep-alive, X-Client-Hop', 'x-client-hop': 'x' }
+  const direct = await send(`${gw.url}/same`, { method: 'PUT', headers: clientHeaders })
+  const viaFastify = await send(`${gw.url}/same`, { method: 'PUT', headers: { ...clientHeaders, 'content-type': 'text/plain' }, body: 'body' })
+  t.match(reqIdOf(gw.logs, '/same'), /^direct-/, 'the first went direct')
+  t.match(gw.logs.filter((l) => l.msg === 'request' && l.path === '/same').map((l) => l.reqId), [/^direct-/, /^req-/])
+
+  const comparable = (res: RawResponse): Record<string, string[]> => Object.fromEntries(Object.entries(res.headers).filter(([name]) => name !== 'date'))
+  t.equal(direct.status, 201)
+  t.equal(viaFastify.status, 201)
+  t.same(comparable(direct), comparable(viaFastify), 'the same response headers')
+  t.same(direct.headers['set-cookie'], ['a=1; Path=/', 'b=2; Path=/'])
+  t.same(direct.headers.vary, ['Accept-Encoding, Origin'])
+  t.same(direct.headers['access-control-allow-origin'], [ORIGIN])
+  t.equal(direct.headers['access-control-max-age'], undefined)
+  t.equal(direct.headers['x-hop'], undefined, 'a header the upstream\'s Connection names stays behind')
+  t.equal(direct.headers['keep-alive']?.[0], 'timeout=65', 'Keep-Alive is corsgate\'s own, not the upstream\'s')
+  t.same(direct.headers['x-latin'], ['caf\u00e9'])
+
+  const [a, b] = upstream.seen as [SeenRequest, SeenRequest]
+  const sent = (r: SeenRequest): Record<string, unknown> => {
+    const { 'content-length': _length, 'content-type': _type, ...rest } = r.headers
+    return rest
+  }
+  t.same(sent(a), sent(b), 'the upstream sees the same headers (but for the body\'s)')
+  t.equal(a.headers['x-client-hop'], undefined, 'a header the client\'s Connection names stays behind')
+  t.equal(a.headers['keep-alive'], undefined)
+  t.equal(a.headers['x-forwarded-for'], '127.0.0.1')
+  t.equal(a.headers.host, new URL(upstream.url).host)
+})
+
+t.test('hop-by-hop request headers stop at corsgate instead of failing the request', async (t) => {
+  // undici refuses Keep-Alive, Upgrade and Expect outright: each of these used to be a 502.
+  const upstream = await startUpstream()
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url }] })
+  t.teardown(async () => { await gw.close(); await upstream.close() })
+
+  const hops = 'Keep-Alive: timeout=300\r\nUpgrade: foo\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\n'
+  const get = await sendRaw(gw.url, `GET /hops HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\n${hops}Connection: close\r\n\r\n`)
+  t.equal(get.status, 200, 'GET (direct path)')
+  // curl, Guzzle and .NET send `Expect: 100-continue` with uploads; Node answers the 100 itself.
+  const post = await sendRaw(gw.url, `POST /upload HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\n${hops}Expect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello`)
+  t.match(post.raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/, 'POST with a body (Fastify path): 100, then 200')
+  t.equal(upstream.seen.length, 2)
+  for (const seen of upstream.seen) {
+    for (const name of ['keep-alive', 'upgrade', 'te', 'proxy-connection', 'expect']) t.equal(seen.headers[name], undefined, `${seen.url}: no ${name}`)
+  }
+  t.equal(upstream.seen[1]?.body.toString(), 'hello')
+})
+
+t.test('a client that reads slowly holds the upstream back: the response is not buffered', async (t) => {
+  const total = 64 * 1024 * 1024
+  const chunk = Buffer.alloc(64 * 1024, 'x')
+  let written = 0
+  const upstream = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) })
+    const more = (): void => {
+      while (written < total) {
+        written += chunk.length
+        if (!res.write(chunk)) { res.once('drain', more); return }
+      }
+      res.end()
+    }
+    more()
+  })
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url }] })
+  t.teardown(async () => { await gw.close(); await upstream.close() })
+
+  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    request(`${gw.url}/big`, { headers: { origin: ORIGIN }, agent: false }, resolve).on('error', reject).end()
+  })
+  t.equal(res.statusCode, 200)
+  res.pause()
+  // Not a synchronisation: time for a proxy without flow control to read all 64 MiB off the
+  // loopback upstream (it takes ~50 ms) while this client reads nothing.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const writtenWhilePaused = written
+  t.ok(writtenWhilePaused < total / 4, `the upstream got no further than the socket buffers allow (${(writtenWhilePaused / 1048576).toFixed(1)} MiB of 64)`)
+  let received = 0
+  res.on('data', (c: Buffer) => { received += c.length })
+  res.resume()
+  await new Promise((resolve) => res.once('end', resolve))
+  t.equal(received, total, 'then the whole body arrives')
+})
+
+t.test('a client that hangs up aborts the upstream request', async (t) => {
+  const upstream = await startUpstream(() => { /* never answers */ })
+  // A route timeout far beyond the test's: only the abort can close the upstream request in time.
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url, timeoutMs: 600_000 }] })
+  t.teardown(async () => { await gw.close(); await upstream.close() })
+
+  const arrived = new Promise<import('node:http').ServerResponse>((resolve) => {
+    upstream.server.once('request', (_req, res) => { resolve(res) })
+  })
+  const req = request(`${gw.url}/hang`, { headers: { origin: ORIGIN }, agent: false })
+  req.on('error', () => {})
+  req.end()
+  const upstreamRes = await arrived
+  const closed = new Promise<void>((resolve) => upstreamRes.once('close', () => resolve()))
+  req.destroy()
+  await closed
+  t.notOk(upstreamRes.writableFinished, 'the upstream\'s connection was closed before it answered')
+  t.ok(gw.logs.some((l) => l.msg === 'request' && l.path === '/hang'), 'the request is still logged')
+  t.same(gw.logs.filter((l) => (l.level as number) >= 50), [], 'no error logged')
+})
+
+t.test('1xx before the answer is not relayed; a status above 599 is a 502 on both paths', async (t) => {
+  const hints = await rawUpstream('HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  const odd = await rawUpstream('HTTP/1.1 700 Odd\r\nContent-Length: 2\r\n\r\nok')
+  const gw = await startTestGateway({
+    policies: { default: { origins: [ORIGIN] } },
+    routes: [{ path: '/hints', upstream: hints.url }, { path: '/odd', upstream: odd.url }]
+  })
+  t.teardown(async () => { await gw.close(); await hints.close(); await odd.close() })
+
+  const early = await sendRaw(gw.url, `GET /hints HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\nConnection: close\r\n\r\n`)
+  t.match(early.raw, /^HTTP\/1\.1 200 OK\r\n/, 'the final answer comes first')
+  t.equal(early.body, 'ok')
+  for (const [what, opts] of [['direct', {}], ['Fastify', { method: 'POST', body: 'x' }]] as const) {
+    const res = await send(`${gw.url}/odd`, { ...opts, headers: { origin: ORIGIN } })
+    t.equal(res.status, 502, `${what}: 502`)
+    t.equal(res.one('access-control-allow-origin'), ORIGIN, `${what}: with the CORS headers`)
+    t.match(res.json(), { code: 'CORSGATE_UPSTREAM_UNAVAILABLE' })
+  }
+})
