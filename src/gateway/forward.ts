@@ -1,14 +1,15 @@
-// The direct forwarding path: an allowed request without a body (every GET and HEAD, most
-// DELETEs, OPTIONS without a preflight) goes from Node's `request` event straight to undici's
-// `dispatch`, and the upstream's answer straight back into Node's response, without Fastify's
-// request, reply and hooks, reply-from's options and its response stream. Same upstream
-// choice, headers, CORS headers, errors, metrics and log line as the Fastify path in proxy.ts,
-// which keeps what needs more: request bodies (streamed with a byte cap), Socket.IO handshakes
-// on balanced routes (sid sniffing), and every request this path declines.
+// The direct forwarding path: an allowed request with no body or a Content-Length body (every
+// GET and HEAD, ordinary uploads, OPTIONS without a preflight) goes from Node's `request` event
+// straight to undici's `dispatch`, and the upstream's answer straight back into Node's
+// response, without Fastify's request, reply and hooks and reply-from's stream plumbing. Same
+// upstream choice, headers, CORS headers, errors, metrics and log line as the Fastify path in
+// proxy.ts, which keeps what needs more: chunked uploads (counted against the body limit as
+// they stream), Socket.IO handshakes on balanced routes (sid sniffing), and the requests
+// corsgate answers itself (404, 413, 400 for a path the router cannot decode, 503 draining).
 //
-// Why: a proxied GET cost 1.65× the CPU of a bare node:http + undici proxy; Fastify's request
-// and reply objects, its hook chain and reply-from's stream plumbing were most of the gap
-// (README "Performance").
+// Why: a proxied GET cost 1.3–1.65× the CPU of a bare node:http + undici proxy; Fastify's
+// request and reply objects, its hook chain and reply-from's stream plumbing were most of the
+// gap (README "Performance").
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { Agent, type Dispatcher } from 'undici'
@@ -54,20 +55,26 @@ export class Forwarder {
   private readonly targets = new Map<string, Target>()
   private readonly methods = new Set(PROXIED_METHODS)
   readonly trustProxy: boolean
+  private readonly bodyLimit: number
 
   constructor (readonly ctx: ForwarderContext, readonly agent: Agent) {
     this.trustProxy = ctx.config.server.trustProxy
+    this.bodyLimit = ctx.config.server.bodyLimit
   }
 
   /**
-   * Forwards a judged request if it has no body and needs nothing of the Fastify path; false
-   * leaves it to Fastify (which then gives it the answer it always gave).
+   * Forwards a judged request unless it needs the Fastify path; false leaves it to Fastify
+   * (which then gives it the answer it always gave).
    */
   forward (req: IncomingMessage, res: ServerResponse, state: CorsState): boolean {
     const route = state.route
     if (route === undefined || state.kind !== 'actual' || state.decision.reject || !this.methods.has(req.method!)) return false
     const headers = req.headers
-    if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) return false
+    // Node's parser has checked Content-Length (one valid number) and that the body is exactly
+    // that long; over the limit, Fastify's 413 answers before any of it is read.
+    const length = headers['content-length']
+    const hasBody = length !== undefined && length !== '0'
+    if (headers['transfer-encoding'] !== undefined || (hasBody && Number(length) > this.bodyLimit)) return false
     // A path the router cannot decode gets Fastify's 400 (`frameworkErrors` in app.ts).
     if (state.path.includes('%') && !decodable(state.path)) return false
     if (route.pool.balanced && isEngineHandshake(req.url!)) return false
@@ -78,7 +85,8 @@ export class Forwarder {
       path: req.url!,
       method: req.method as Dispatcher.HttpMethod,
       headers: upstreamRequestHeaders(req, headers, this.trustProxy, target.host),
-      body: null,
+      // Streamed as it arrives; a client that dies mid-upload aborts the upstream request.
+      body: hasBody ? req : null,
       headersTimeout: route.timeoutMs,
       bodyTimeout: route.timeoutMs
     }, exchange)
@@ -163,7 +171,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
-    if (this.clientGone) return
+    // The client's connection is gone (a reset mid-upload fails the body stream undici reads).
+    if (this.clientGone || this.res.destroyed) return
     const { ctx } = this.forwarder
     const route = this.state.route!
     const timeout = error.code === 'UND_ERR_HEADERS_TIMEOUT'

@@ -41,10 +41,14 @@ async function rawUpstream (answer: string): Promise<{ url: string, close: () =>
   }
 }
 
-t.test('bodyless requests take the direct path; bodies and Socket.IO handshakes go through Fastify', async (t) => {
+t.test('requests without a body or with a Content-Length body go direct; chunked uploads and Socket.IO handshakes go through Fastify', async (t) => {
   const upstream = await startUpstream()
-  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url }] })
-  t.teardown(async () => { await gw.close(); await upstream.close() })
+  const second = await startUpstream()
+  const gw = await startTestGateway({
+    policies: { default: { origins: [ORIGIN] } },
+    routes: [{ path: '/socket.io/', upstreams: [upstream.url, second.url] }, { path: '/', upstream: upstream.url }]
+  })
+  t.teardown(async () => { await gw.close(); await upstream.close(); await second.close() })
 
   for (const method of ['GET', 'HEAD', 'DELETE']) {
     const res = await send(`${gw.url}/${method.toLowerCase()}`, { method, headers: { origin: ORIGIN } })
@@ -54,9 +58,14 @@ t.test('bodyless requests take the direct path; bodies and Socket.IO handshakes 
   t.equal((await send(`${gw.url}/options`, { method: 'OPTIONS' })).status, 200, 'OPTIONS')
   await send(`${gw.url}/empty-post`, { method: 'POST', headers: { origin: ORIGIN, 'content-length': '0' } })
   await send(`${gw.url}/post`, { method: 'POST', headers: { origin: ORIGIN, 'content-type': 'text/plain' }, body: 'hello' })
-  for (const path of ['/get', '/head', '/delete', '/options', '/empty-post']) t.match(reqIdOf(gw.logs, path), /^direct-/, `${path}: direct`)
-  t.match(reqIdOf(gw.logs, '/post'), /^req-/, 'a request with a body: Fastify')
+  await send(`${gw.url}/chunked`, { method: 'POST', headers: { origin: ORIGIN, 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: 'hello' })
+  const handshake = await send(`${gw.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: ORIGIN } })
+  for (const path of ['/get', '/head', '/delete', '/options', '/empty-post', '/post']) t.match(reqIdOf(gw.logs, path), /^direct-/, `${path}: direct`)
+  t.match(reqIdOf(gw.logs, '/chunked'), /^req-/, 'a chunked upload: Fastify')
+  t.match(reqIdOf(gw.logs, '/socket.io/'), /^req-/, 'a Socket.IO handshake on a balanced route: Fastify')
+  t.match(handshake.one('set-cookie'), /^corsgate_upstream=/, 'which pins the client to its upstream')
   t.equal(upstream.seen.find((r) => r.url === '/post')?.body.toString(), 'hello')
+  t.equal(upstream.seen.find((r) => r.url === '/chunked')?.body.toString(), 'hello')
 })
 
 t.test('both paths give the same answer: status, headers and what the upstream sees', async (t) => {
@@ -78,8 +87,8 @@ t.test('both paths give the same answer: status, headers and what the upstream s
   t.teardown(async () => { await gw.close(); await upstream.close() })
 
   const clientHeaders = { origin: ORIGIN, cookie: 's=1', 'x-forwarded-for': '6.6.6.6', 'keep-alive': '300', connection: 'keep-alive, X-Client-Hop', 'x-client-hop': 'x' }
-  const direct = await send(`${gw.url}/same`, { method: 'PUT', headers: clientHeaders })
-  const viaFastify = await send(`${gw.url}/same`, { method: 'PUT', headers: { ...clientHeaders, 'content-type': 'text/plain' }, body: 'body' })
+  const direct = await send(`${gw.url}/same`, { method: 'PUT', headers: { ...clientHeaders, 'content-type': 'text/plain' }, body: 'body' })
+  const viaFastify = await send(`${gw.url}/same`, { method: 'PUT', headers: { ...clientHeaders, 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: 'body' })
   t.match(reqIdOf(gw.logs, '/same'), /^direct-/, 'the first went direct')
   t.match(gw.logs.filter((l) => l.msg === 'request' && l.path === '/same').map((l) => l.reqId), [/^direct-/, /^req-/])
 
@@ -97,10 +106,12 @@ t.test('both paths give the same answer: status, headers and what the upstream s
 
   const [a, b] = upstream.seen as [SeenRequest, SeenRequest]
   const sent = (r: SeenRequest): Record<string, unknown> => {
-    const { 'content-length': _length, 'content-type': _type, ...rest } = r.headers
+    const { 'content-length': _length, 'transfer-encoding': _te, ...rest } = r.headers
     return rest
   }
-  t.same(sent(a), sent(b), 'the upstream sees the same headers (but for the body\'s)')
+  t.same(sent(a), sent(b), 'the upstream sees the same headers (but for the body\'s framing)')
+  t.equal(a.body.toString(), 'body')
+  t.equal(b.body.toString(), 'body')
   t.equal(a.headers['x-client-hop'], undefined, 'a header the client\'s Connection names stays behind')
   t.equal(a.headers['keep-alive'], undefined)
   t.equal(a.headers['x-forwarded-for'], '127.0.0.1')
@@ -117,13 +128,17 @@ t.test('hop-by-hop request headers stop at corsgate instead of failing the reque
   const get = await sendRaw(gw.url, `GET /hops HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\n${hops}Connection: close\r\n\r\n`)
   t.equal(get.status, 200, 'GET (direct path)')
   // curl, Guzzle and .NET send `Expect: 100-continue` with uploads; Node answers the 100 itself.
-  const post = await sendRaw(gw.url, `POST /upload HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\n${hops}Expect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello`)
-  t.match(post.raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/, 'POST with a body (Fastify path): 100, then 200')
-  t.equal(upstream.seen.length, 2)
+  const upload = `Host: gw\r\nOrigin: ${ORIGIN}\r\n${hops}Expect: 100-continue\r\nConnection: close\r\n`
+  const post = await sendRaw(gw.url, `POST /upload HTTP/1.1\r\n${upload}Content-Length: 5\r\n\r\nhello`)
+  t.match(post.raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/, 'POST with a Content-Length body (direct path): 100, then 200')
+  const chunked = await sendRaw(gw.url, `POST /chunked HTTP/1.1\r\n${upload}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`)
+  t.match(chunked.raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/, 'chunked POST (Fastify path): 100, then 200')
+  t.equal(upstream.seen.length, 3)
   for (const seen of upstream.seen) {
     for (const name of ['keep-alive', 'upgrade', 'te', 'proxy-connection', 'expect']) t.equal(seen.headers[name], undefined, `${seen.url}: no ${name}`)
   }
   t.equal(upstream.seen[1]?.body.toString(), 'hello')
+  t.equal(upstream.seen[2]?.body.toString(), 'hello')
 })
 
 t.test('a client that reads slowly holds the upstream back: the response is not buffered', async (t) => {
@@ -194,8 +209,8 @@ t.test('1xx before the answer is not relayed; a status above 599 is a 502 on bot
   const early = await sendRaw(gw.url, `GET /hints HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\nConnection: close\r\n\r\n`)
   t.match(early.raw, /^HTTP\/1\.1 200 OK\r\n/, 'the final answer comes first')
   t.equal(early.body, 'ok')
-  for (const [what, opts] of [['direct', {}], ['Fastify', { method: 'POST', body: 'x' }]] as const) {
-    const res = await send(`${gw.url}/odd`, { ...opts, headers: { origin: ORIGIN } })
+  for (const [what, opts] of [['direct', {}], ['Fastify', { method: 'POST', body: 'x', headers: { 'transfer-encoding': 'chunked' } }]] as const) {
+    const res = await send(`${gw.url}/odd`, { ...opts, headers: { origin: ORIGIN, ...('headers' in opts ? opts.headers : {}) } })
     t.equal(res.status, 502, `${what}: 502`)
     t.equal(res.one('access-control-allow-origin'), ORIGIN, `${what}: with the CORS headers`)
     t.match(res.json(), { code: 'CORSGATE_UPSTREAM_UNAVAILABLE' })
