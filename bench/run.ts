@@ -375,14 +375,15 @@ async function main (): Promise<void> {
     WILDCARD_ORIGINS: JSON.stringify(list10.wildcard)
   }))
   const fastify = await measure(startNode('fastify-204', 'fastify-204.mjs', {}))
+  const fastifyPreflight = await measure(startNode('fastify-preflight', 'fastify-preflight.mjs', {}))
   const nodeProxy = await measure(startNode('node-proxy', 'node-proxy.mjs', { UPSTREAM: upstreamUrl }))
   direct.idleRssMb = rssMb(direct.pids())
-  const always = [direct, corsgate, nginx, express, fastify, nodeProxy]
+  const always = [direct, corsgate, nginx, express, fastify, fastifyPreflight, nodeProxy]
 
   const results: Measured[] = []
   const allowed = list10.allowedProbes
   const scenarios: Scenario[] = [
-    { id: 'preflight', title: 'Preflight (OPTIONS, allowed origin)', load: { method: 'OPTIONS', origins: allowed, preflight: true }, targets: [corsgate, nginx, express, fastify], expectStatus: 204, ratios: [['corsgate', 'nginx'], ['corsgate', 'fastify-204'], ['corsgate', 'express']] },
+    { id: 'preflight', title: 'Preflight (OPTIONS, allowed origin)', load: { method: 'OPTIONS', origins: allowed, preflight: true }, targets: [corsgate, nginx, express, fastify, fastifyPreflight], expectStatus: 204, ratios: [['corsgate', 'nginx'], ['corsgate', 'fastify-204'], ['corsgate', 'fastify-preflight'], ['corsgate', 'express']] },
     { id: 'get', title: 'Proxied GET, allowed origin (10-entry whitelist)', load: { origins: allowed }, targets: [direct, corsgate, nginx, express, nodeProxy], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
     { id: 'post', title: 'Proxied POST of 64 KiB, allowed origin', load: { method: 'POST', origins: allowed, bodyBytes: 64 * 1024 }, targets: [direct, corsgate, nginx, express], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
     { id: 'denied', title: 'Denied origin (403, upstream not contacted)', load: { origins: list10.deniedProbes }, targets: [corsgate, nginx, express], expectStatus: 403, ratios: [['corsgate', 'nginx'], ['corsgate', 'express']] }
@@ -454,7 +455,7 @@ async function main (): Promise<void> {
     for (const [size, r] of Object.entries(decideResult!.sizes)) console.log(`  ${size.padStart(6)} origins: best ${r.fewBestNs.toFixed(1)} ns / median ${r.fewNs.toFixed(1)} ns (same origins)  best ${r.spreadBestNs.toFixed(1)} / median ${r.spreadNs.toFixed(1)} ns (1024 distinct)`)
   }
 
-  for (const t of [corsgate, nginx, express, fastify, nodeProxy]) await t.stop()
+  for (const t of [corsgate, nginx, express, fastify, fastifyPreflight, nodeProxy]) await t.stop()
   await direct.stop()
 
   const report = { info, quick: QUICK, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, results, halfLoad, idleRssMb: idle, rssAfterLoadMb: rssAfterLoad, decide: decideResult, scenarios: scenarios.map((s) => ({ id: s.id, ratios: s.ratios })), elapsedS: Math.round((Date.now() - started) / 1000) }
@@ -505,12 +506,13 @@ export function renderSection (r: Report): string {
   lines.push(`## ${SECTION}`, '')
   lines.push(`Run ${r.info.date} (${r.quick ? 'quick: `BENCH_QUICK=1 npm run bench`' : 'full: `npm run bench`'}), commit ${r.info.commit}, ${r.elapsedS} s.`)
   lines.push(`Machine: ${r.info.nproc} cores (${r.info.cpu}); memory \`${r.info.free}\`; Node ${r.info.node}; ${r.info.nginx}; ${r.info.wrk}; load average at start ${r.info.loadavg} (the machine is shared: read the ratios, not the absolute numbers).`)
-  lines.push(`Load: \`wrk -t1 -c${r.connections} -d${r.durationS}s --latency -s bench/wrk/request.lua URL\` from its own process, ${r.rounds} alternating rounds per target (order reversed every other round), median shown. Every target is a separate process on loopback: upstream alone (\`bench/targets/upstream.mjs\`), corsgate (\`node dist/cli.js start\`, one process, log level warn), nginx (\`worker_processes 1\`, upstream keep-alive, the policy as a \`map\`: \`bench/nginx.conf.template\`), express + cors + http-proxy-middleware with a keep-alive agent (\`bench/targets/express-proxy.mjs\`), a bare Fastify route answering 204 (\`bench/targets/fastify-204.mjs\`), and, as a floor for any Node proxy, node:http + an undici Pool piping the response with no CORS at all (\`bench/targets/node-proxy.mjs\`).`)
+  lines.push(`Load: \`wrk -t1 -c${r.connections} -d${r.durationS}s --latency -s bench/wrk/request.lua URL\` from its own process, ${r.rounds} alternating rounds per target (order reversed every other round), median shown. Every target is a separate process on loopback: upstream alone (\`bench/targets/upstream.mjs\`), corsgate (\`node dist/cli.js start\`, one process, log level warn), nginx (\`worker_processes 1\`, upstream keep-alive, the policy as a \`map\`: \`bench/nginx.conf.template\`), express + cors + http-proxy-middleware with a keep-alive agent (\`bench/targets/express-proxy.mjs\`), a bare Fastify route answering 204 (\`bench/targets/fastify-204.mjs\`), the same route answering with corsgate's preflight headers (\`bench/targets/fastify-preflight.mjs\`), and, as a floor for any Node proxy, node:http + an undici Pool piping the response with no CORS at all (\`bench/targets/node-proxy.mjs\`).`)
   lines.push('')
   lines.push('### Ratios against the targets of issue 6', '')
   lines.push('| scenario | figure | target | result |', '|---|---|---|---|')
   lines.push(`| preflight | corsgate / nginx req/s | ≥ 1.0× (stretch 1.2×) | ${ratio(rps('preflight', 'corsgate'), rps('preflight', 'nginx'))} |`)
   lines.push(`| preflight | corsgate / bare Fastify 204 req/s | ≥ 0.95× | ${ratio(rps('preflight', 'corsgate'), rps('preflight', 'fastify-204'))} |`)
+  lines.push(`| preflight | corsgate / bare Fastify route sending corsgate's preflight headers req/s | (reference: the cost of the headers alone) | ${ratio(rps('preflight', 'corsgate'), rps('preflight', 'fastify-preflight'))} |`)
   lines.push(`| proxied GET | corsgate / nginx req/s | ≥ 0.8× (stretch 1.0×) | ${ratio(rps('get', 'corsgate'), rps('get', 'nginx'))} |`)
   lines.push(`| proxied GET | corsgate / express req/s | ≥ 4× (stretch 6×) | ${ratio(rps('get', 'corsgate'), rps('get', 'express'))} |`)
   lines.push(`| proxied GET | corsgate / direct req/s | (cost of the hop) | ${ratio(rps('get', 'corsgate'), rps('get', 'direct'))} |`)
