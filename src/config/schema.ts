@@ -36,6 +36,9 @@ export const policySchema = z.strictObject({
 const upstreamUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
   // Credentials in an upstream URL would be logged and shown by /policies.
   .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'must not contain credentials ("user:password@")')
+  // Requests keep their own path and query (a route's `path` chooses which go where); a path
+  // here would be silently ignored, so it is refused.
+  .refine((u) => { if (!URL.canParse(u)) return true; const url = new URL(u); return url.pathname === '/' && url.search === '' && url.hash === '' }, 'must be scheme://host[:port] only, without a path or query: requests keep their own path')
 
 export const routeSchema = z.strictObject({
   path: z.string().startsWith('/', 'must start with "/"'),

@@ -4,9 +4,8 @@ import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net'
 import type { Config } from '../config/schema.js'
 import { answerEarly, cors, judgeEarly } from './cors.js'
-import { errorBody, NoRouteError, UpstreamUnavailableError } from './errors.js'
+import { errorBody, NoRouteError } from './errors.js'
 import { createUpstreamAgent, Forwarder } from './forward.js'
-import { proxy } from './proxy.js'
 import { requestHeadError } from './request-head.js'
 import { upgrade } from './upgrade.js'
 import type { GatewayContext } from './context.js'
@@ -98,10 +97,11 @@ export function applyServerLimits (server: Server, config: Config): void {
 }
 
 /**
- * Puts the direct paths in front of Fastify's request handler: allowed preflights and enforced
- * denials are answered by cors.ts `answerEarly`, allowed requests without a body are forwarded
- * by forward.ts. Everything else, and every request whose head fails `requestHeadError`,
- * reaches Fastify, whose hooks give it the same answers.
+ * Puts corsgate's own request handling in front of Fastify's: allowed preflights and enforced
+ * denials are answered by cors.ts `answerEarly`, allowed requests forwarded by forward.ts.
+ * What is left (a head `requestHeadError` refuses, no route, an oversize body, an ambiguous
+ * path, shutting down, report-only denials of preflights, methods corsgate does not proxy)
+ * reaches Fastify, whose hooks (cors.ts) and handlers answer it with corsgate's errors.
  */
 function answerBeforeFastify (server: Server, opts: GatewayOptions, forwarder: Forwarder): void {
   const listeners = server.listeners('request')
@@ -133,22 +133,19 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   })
 
   app.setErrorHandler(function (error: Error & { statusCode?: number, code?: string }, request, reply) {
-    // An upstream body that breaks (bad chunk framing, a reset) before its first byte reached
-    // the client surfaces here from undici: the upstream's fault, a 502, not a bug of ours.
-    if (error.name === 'HTTPParserError' || error.code?.startsWith('UND_ERR_') === true) {
-      request.log.warn({ reqId: request.id, route: request.corsgate?.route?.label, error: error.message }, 'upstream error')
-      return reply.send(new UpstreamUnavailableError())
-    }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
     if (status >= 500 && error.code?.startsWith('CORSGATE_') !== true) request.log.error({ reqId: request.id, err: error }, 'unexpected error')
     reply.code(status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(errorBody(status, error.code, error.message)))
   })
+  // Fastify has no routes: every request it sees is answered by the hooks (cors.ts) or here.
+  // A body is never read for that: no parser buffers it.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', function (_request, payload, done) { done(null, payload) })
   app.setNotFoundHandler(function (_request, reply) {
     reply.send(new NoRouteError())
   })
 
   await app.register(cors, opts)
-  await app.register(proxy, { ...opts, agent })
   await app.register(upgrade, opts)
   return app
 }

@@ -1,11 +1,15 @@
-// The CORS layer: judges every request in `onRequest` (before any body is read and before the
-// upstream is contacted), answers preflights and denials itself, and writes the CORS headers
-// of every other response in `onSend`, after @fastify/reply-from has copied the upstream's.
+// The CORS layer. Every request is judged once, from Node's `request` event, before any body
+// is read and before the upstream is contacted (`judgeEarly`); allowed preflights and enforced
+// denials are answered right there (`answerEarly`), and allowed requests are forwarded by
+// forward.ts, which adds the CORS headers to the upstream's answer. What is left reaches
+// Fastify: `onRequest` answers it from the same judgement (503 draining, 400 bad path, 404 no
+// route, 413, report-only preflights) and `onSend` gives those answers their CORS headers.
 //
 // Why not @fastify/cors: its origin option cannot express our grammar without a per-request
-// delegate, it registers an `OPTIONS *` route that collides with a proxy mounted at `/`, and
-// headers it sets in `onRequest` are overwritten by reply-from with the upstream's. Our header
-// values are precomputed per policy (src/policy/headers.ts), so this layer only picks them.
+// delegate, it registers an `OPTIONS *` route that collides with a proxy mounted at `/`, and it
+// runs in Fastify's hook chain, which corsgate's answers skip for speed (README "Performance").
+// Our header values are precomputed per policy (src/policy/headers.ts), so this layer only
+// picks them.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'

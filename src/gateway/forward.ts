@@ -1,27 +1,26 @@
-// The direct forwarding path: an allowed request with no body or a Content-Length body (every
-// GET and HEAD, ordinary uploads, OPTIONS without a preflight) goes from Node's `request` event
-// straight to undici's `dispatch`, and the upstream's answer straight back into Node's
-// response, without Fastify's request, reply and hooks and reply-from's stream plumbing. Same
-// upstream choice, headers, CORS headers, errors, metrics and log line as the Fastify path in
-// proxy.ts, which keeps what needs more: chunked uploads (counted against the body limit as
-// they stream), Socket.IO handshakes on balanced routes (sid sniffing), and the requests
-// corsgate answers itself (404, 413, 400 for a path the router cannot decode, 503 draining).
+// Forwarding: an allowed request goes from Node's `request` event straight to undici's
+// `dispatch`, its body streamed as it arrives, and the upstream's answer straight back into
+// Node's response. Fastify is not on this path: it answers what corsgate refuses or cannot
+// route (cors.ts `onRequest`, app.ts), and `forward` leaves exactly those requests to it.
 //
-// Why: a proxied GET cost 1.3–1.65× the CPU of a bare node:http + undici proxy; Fastify's
-// request and reply objects, its hook chain and reply-from's stream plumbing were most of the
-// gap (README "Performance").
+// Why not @fastify/reply-from (or @fastify/http-proxy on top of it): a proxied GET through
+// Fastify's request, reply and hooks and reply-from's response stream cost 1.3–1.65× the CPU of
+// a bare node:http + undici proxy; this path costs about the same as that floor (README
+// "Performance"). undici still does the HTTP work: pooling, keep-alive, parsing, timeouts.
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
 import { Agent, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.js'
 import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
 import type { CorsState } from './cors.js'
 import type { GatewayContext } from './context.js'
-import { errorBody } from './errors.js'
+import { errorBody, PayloadTooLargeError } from './errors.js'
+import { forwarded } from './forwarded.js'
 import { directRequestId, recordRequest } from './request-log.js'
-import type { Route } from './route-table.js'
+import { pickUpstream } from './route-table.js'
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './upstream-headers.js'
-import { clientAddress, cookieValue, engineSid, isEngineHandshake, isRefusal, STICKY_COOKIE } from './upstream-pool.js'
+import { isEngineHandshake, isRefusal, SidSniffer, stickyCookie } from './upstream-pool.js'
 
 /** The undici agent shared by both forwarding paths: keep-alive pool, TLS always verified. */
 export function createUpstreamAgent (config: Config): Agent {
@@ -37,23 +36,16 @@ export function createUpstreamAgent (config: Config): Agent {
   })
 }
 
-// The methods @fastify/http-proxy forwarded by default; any other method gets the 404 answer.
-export const PROXIED_METHODS: readonly string[] = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+// The methods @fastify/http-proxy forwards by default; any other method gets the 404 answer.
+const PROXIED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'])
 
 /** Where requests for one upstream URL go: its origin, and the Host header it is sent. */
 interface Target { origin: string, host: string }
-
-/** Picks a route's upstream for a request (upstream-pool.ts): by session, cookie, address or rotation. */
-export function pickUpstream (route: Route, req: IncomingMessage, trustProxy: boolean): number {
-  if (!route.pool.balanced) return 0
-  return route.pool.pick(engineSid(req.url!), cookieValue(req.headers.cookie, STICKY_COOKIE), Date.now(), clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustProxy))
-}
 
 type ForwarderContext = Pick<GatewayContext, 'config' | 'metrics' | 'logger' | 'isClosing'>
 
 export class Forwarder {
   private readonly targets = new Map<string, Target>()
-  private readonly methods = new Set(PROXIED_METHODS)
   readonly trustProxy: boolean
   private readonly bodyLimit: number
 
@@ -63,30 +55,30 @@ export class Forwarder {
   }
 
   /**
-   * Forwards a judged request unless it needs the Fastify path; false leaves it to Fastify
-   * (which then gives it the answer it always gave).
+   * Forwards a judged, allowed request. False for what Fastify answers instead: no route, a
+   * preflight or denial, a method corsgate does not proxy, a Content-Length over the body
+   * limit, a path the router cannot decode.
    */
   forward (req: IncomingMessage, res: ServerResponse, state: CorsState): boolean {
     const route = state.route
-    if (route === undefined || state.kind !== 'actual' || state.decision.reject || !this.methods.has(req.method!)) return false
+    if (route === undefined || state.kind !== 'actual' || state.decision.reject || !PROXIED_METHODS.has(req.method!)) return false
     const headers = req.headers
-    // Node's parser has checked Content-Length (one valid number) and that the body is exactly
-    // that long; over the limit, Fastify's 413 answers before any of it is read.
+    // Node's parser has checked the framing: one valid Content-Length and a body exactly that
+    // long, or chunked. Over the limit by Content-Length, the 413 comes before any byte is read.
     const length = headers['content-length']
-    const hasBody = length !== undefined && length !== '0'
-    if (headers['transfer-encoding'] !== undefined || (hasBody && Number(length) > this.bodyLimit)) return false
+    if (length !== undefined && Number(length) > this.bodyLimit) return false
     // A path the router cannot decode gets Fastify's 400 (`frameworkErrors` in app.ts).
     if (state.path.includes('%') && !decodable(state.path)) return false
-    if (route.pool.balanced && isEngineHandshake(req.url!)) return false
-    const exchange = new Exchange(this, req, res, state, pickUpstream(route, req, this.trustProxy))
+    const handshake = route.pool.balanced && isEngineHandshake(req.url!)
+    const exchange = new Exchange(this, req, res, state, pickUpstream(route, req, this.trustProxy), handshake)
     const target = this.target(route.upstreams[exchange.upstream]!)
     this.agent.dispatch({
       origin: target.origin,
       path: req.url!,
       method: req.method as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(req, headers, this.trustProxy, target.host),
+      headers: upstreamRequestHeaders(req, this.trustProxy, target.host),
       // Streamed as it arrives; a client that dies mid-upload aborts the upstream request.
-      body: hasBody ? req : null,
+      body: headers['transfer-encoding'] !== undefined ? Readable.from(limited(req, this.bodyLimit), { objectMode: false }) : length !== undefined && length !== '0' ? req : null,
       headersTimeout: route.timeoutMs,
       bodyTimeout: route.timeoutMs
     }, exchange)
@@ -104,6 +96,21 @@ export class Forwarder {
   }
 }
 
+/** A chunked body, passed on as it arrives until it passes `limit` bytes. */
+async function * limited (req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  let seen = 0
+  // Not destroyed when the limit stops the loop: the 413 still has to go out on its socket.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    seen += chunk.length
+    if (seen > limit) throw new PayloadTooLargeError(String(limit))
+    yield chunk
+  }
+}
+
+function isSecure (req: IncomingMessage, trustProxy: boolean): boolean {
+  return forwarded(req, trustProxy).proto.split(',')[0]!.trim() === 'https'
+}
+
 function decodable (path: string): boolean {
   try {
     decodeURIComponent(path)
@@ -114,9 +121,9 @@ function decodable (path: string): boolean {
 }
 
 /**
- * One request on the direct path, as undici's dispatch handler. The response head is written
- * with the first body byte (or the end), not when the upstream's headers arrive: until then an
- * upstream failure can still be answered with a clean 502, as the Fastify path does.
+ * One forwarded request, as undici's dispatch handler. The response head is written with the
+ * first body byte (or the end), not when the upstream's headers arrive: until then an upstream
+ * failure can still be answered with a clean 502 rather than a cut response.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined
@@ -125,6 +132,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The client went away, or corsgate answered already: what the upstream still sends is dropped. */
   private clientGone = false
   private id: string | undefined
+  /** Reads the engine.io session id out of a handshake's answer (balanced routes only). */
+  private sniffer: SidSniffer | undefined
   private readonly started = performance.now()
   private readonly resume = (): void => { this.controller?.resume() }
 
@@ -133,7 +142,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly state: CorsState,
-    readonly upstream: number
+    readonly upstream: number,
+    private readonly handshake: boolean
   ) {
     res.once('close', () => { this.finished() })
   }
@@ -156,6 +166,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientGone) return
+    this.sniffer?.look(chunk)
     if (this.head !== undefined) this.writeHead()
     if (this.clientGone) return
     if (!this.res.write(chunk)) {
@@ -175,6 +186,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone || this.res.destroyed) return
     const { ctx } = this.forwarder
     const route = this.state.route!
+    if (error instanceof PayloadTooLargeError) {
+      ctx.metrics.upstreamErrors.inc({ route: route.label, kind: 'body_too_large' })
+      if (this.res.headersSent) this.res.destroy()
+      else this.sendError(413, error.code, error.message)
+      return
+    }
     const timeout = error.code === 'UND_ERR_HEADERS_TIMEOUT'
     ctx.metrics.upstreamErrors.inc({ route: route.label, kind: timeout ? 'timeout' : 'unavailable' })
     // A refused connection takes the upstream out of rotation (passive health).
@@ -195,10 +212,25 @@ class Exchange implements Dispatcher.DispatchHandler {
     const policy = this.state.policy
     const head = upstreamResponseHeaders(upstream, policy.config.stripUpstreamCors)
     this.addCorsHeaders(head)
+    if (this.handshake) this.pinSession(head)
     return head
   }
 
-  /** What cors.ts `onSend` adds to an actual request's answer. */
+  /**
+   * Socket.IO stickiness (upstream-pool.ts): the handshake's answer names the session, which is
+   * remembered with its upstream, and a cookie names the upstream for clients this process
+   * does not know (a restart, another replica).
+   */
+  private pinSession (head: IncomingHttpHeaders): void {
+    const route = this.state.route!
+    const upstream = this.upstream
+    const cookie = stickyCookie(route.pool.keys[upstream]!, route.path, isSecure(this.req, this.forwarder.trustProxy))
+    const prior: string | string[] | undefined = head['set-cookie']
+    head['set-cookie'] = prior === undefined ? [cookie] : Array.isArray(prior) ? [...prior, cookie] : [prior, cookie]
+    this.sniffer = new SidSniffer((sid) => { route.pool.learn(sid, upstream) })
+  }
+
+  /** The CORS headers of an actual request's answer (as cors.ts `onSend` gives corsgate's own). */
   private addCorsHeaders (head: IncomingHttpHeaders): void {
     const { policy, decision } = this.state
     const cors = actualHeaders(policy, decision)

@@ -27,7 +27,8 @@ import { AMBIGUOUS_PATH, judgeRequest, type CorsState } from './cors.js'
 import { forwarded, isEncrypted } from './forwarded.js'
 import { BadPathError, errorBody, NoRouteError, ShuttingDownError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { closeFrame, FrameScanner } from './frame-scanner.js'
-import { clientAddress, cookieValue, engineSid, isRefusal, STICKY_COOKIE } from './upstream-pool.js'
+import { pickUpstream } from './route-table.js'
+import { isRefusal } from './upstream-pool.js'
 import type { GatewayContext } from './context.js'
 
 export const UpgradeRefusedError = createError('CORSGATE_UPGRADE_REFUSED', '%s', 400)
@@ -307,9 +308,7 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
     if (route === undefined) return fail(new NoRouteError())
     if (!route.websocket) return fail(new UpgradeRefusedError('websocket upgrades are not enabled on this route'))
 
-    const picked = route.pool.balanced
-      ? route.pool.pick(engineSid(req.url!), cookieValue(req.headers.cookie, STICKY_COOKIE), Date.now(), clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustProxy))
-      : 0
+    const picked = pickUpstream(route, req, trustProxy)
     const target = new URL(route.upstreams[picked]!)
     const upstreamLabel = route.upstreams[picked]!
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest

@@ -1,7 +1,6 @@
-// The headers that cross the proxy, both ways, for both forwarding paths (forward.ts for
-// requests without a body, proxy.ts through reply-from for the rest): what a proxy must not
-// pass on (RFC 9110 §7.6.1), the X-Forwarded-* it adds (SPEC.md "Actual requests"), and the
-// upstream's own Access-Control-* it removes.
+// The headers that cross the proxy (forward.ts), both ways: what a proxy must not pass on
+// (RFC 9110 §7.6.1), the X-Forwarded-* it adds (SPEC.md "Actual requests"), and the upstream's
+// own Access-Control-* it removes.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { forwarded } from './forwarded.js'
 
@@ -14,11 +13,12 @@ const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connectio
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
 
 /**
- * The request headers for the upstream, as a new object: `headers` (the client's, or a copy
- * of them) without hop-by-hop headers and those its `Connection` names, with X-Forwarded-For,
- * -Proto and -Host from forwarded(), and `Host` set to `host` when given. `Origin` passes.
+ * The request headers for the upstream, as a new object: the client's without hop-by-hop
+ * headers and those its `Connection` names, with X-Forwarded-For, -Proto and -Host from
+ * forwarded(), and `Host` set to the upstream's. `Origin` passes.
  */
-export function upstreamRequestHeaders (req: IncomingMessage, headers: IncomingHttpHeaders, trustProxy: boolean, host?: string): IncomingHttpHeaders {
+export function upstreamRequestHeaders (req: IncomingMessage, trustProxy: boolean, host: string): IncomingHttpHeaders {
+  const headers = req.headers
   const connection = headers.connection
   const named = typeof connection === 'string' && !PLAIN_CONNECTION.has(connection.toLowerCase()) ? connectionOptions(connection) : undefined
   const out: IncomingHttpHeaders = {}
@@ -26,7 +26,7 @@ export function upstreamRequestHeaders (req: IncomingMessage, headers: IncomingH
     if (REQUEST_HOP_BY_HOP.has(name) || FORWARDED.has(name) || named?.has(name) === true) continue
     out[name] = headers[name]
   }
-  if (host !== undefined) out.host = host
+  out.host = host
   const f = forwarded(req, trustProxy)
   out['x-forwarded-for'] = f.for
   out['x-forwarded-proto'] = f.proto

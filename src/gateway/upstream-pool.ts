@@ -7,7 +7,6 @@
 // When a sid is unknown to this process (a restart, another replica), the `corsgate_upstream`
 // cookie set on the handshake response names the upstream instead, for clients that carry cookies.
 import { createHash } from 'node:crypto'
-import { Transform, type TransformCallback } from 'node:stream'
 
 export interface UpstreamPoolOptions {
   /** How long an upstream that refused a connection stays out of rotation. */
@@ -181,28 +180,24 @@ const SID_IN_HANDSHAKE = /"sid":"([^"]{1,128})"/
 const SNIFF_LIMIT = 1024
 
 /**
- * Passes a handshake response body through unchanged while reading the `sid` out of its first
- * bytes. Nothing is held back: chunks are forwarded as they come, only a copy of the first
- * kilobyte is kept until the sid is found.
+ * Reads the `sid` out of the first bytes of a handshake response body as its chunks go past
+ * (forward.ts hands each one to `look` before passing it on, untouched). Only a copy of the
+ * first kilobyte is kept, until the sid is found.
  */
-export class SidSniffer extends Transform {
+export class SidSniffer {
   private seen = ''
   private done = false
-  constructor (private readonly onSid: (sid: string) => void) {
-    super()
-  }
+  constructor (private readonly onSid: (sid: string) => void) {}
 
-  override _transform (chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    if (!this.done) {
-      this.seen += chunk.toString('latin1', 0, Math.min(chunk.length, SNIFF_LIMIT))
-      const m = SID_IN_HANDSHAKE.exec(this.seen)
-      if (m !== null) this.onSid(m[1]!)
-      if (m !== null || this.seen.length >= SNIFF_LIMIT) {
-        this.done = true
-        this.seen = ''
-      }
+  look (chunk: Buffer): void {
+    if (this.done) return
+    this.seen += chunk.toString('latin1', 0, Math.min(chunk.length, SNIFF_LIMIT))
+    const m = SID_IN_HANDSHAKE.exec(this.seen)
+    if (m !== null) this.onSid(m[1]!)
+    if (m !== null || this.seen.length >= SNIFF_LIMIT) {
+      this.done = true
+      this.seen = ''
     }
-    callback(null, chunk)
   }
 }
 

@@ -176,6 +176,16 @@ routes:
   t.ok(p.find((l) => l.startsWith('routes[0].upstream'))?.includes('http:// or https://'))
 })
 
+t.test('an upstream URL with a path or query is refused: requests keep their own path', async (t) => {
+  for (const upstream of ['http://127.0.0.1:8000/api', 'http://127.0.0.1:8000/?v=1', 'http://127.0.0.1:8000#x']) {
+    const p = problems(t, BASE.replace('"http://127.0.0.1:8000"', JSON.stringify(upstream)))
+    t.match(p, [/^routes\[0\]\.upstream: must be scheme:\/\/host\[:port\] only/], upstream)
+  }
+  for (const upstream of ['http://127.0.0.1:8000/', 'https://laravel.web.svc.cluster.local']) {
+    t.doesNotThrow(() => parseConfig(BASE.replace('"http://127.0.0.1:8000"', JSON.stringify(upstream)), 'test.yaml', {}), upstream)
+  }
+})
+
 t.test('a route naming an unknown policy, a duplicate route', async (t) => {
   t.same(problems(t, BASE.replace('upstream: "http://127.0.0.1:8000"', 'upstream: "http://127.0.0.1:8000", policy: nope')),
     ['routes[0].policy: names policy "nope", which is not defined under policies'])

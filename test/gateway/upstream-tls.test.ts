@@ -1,5 +1,5 @@
 // https:// upstreams are verified: a certificate no CA vouches for gives 502, a configured
-// CA file makes it trusted. (reply-from alone would skip verification.)
+// CA file makes it trusted. (@fastify/reply-from with its defaults would skip verification.)
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
