@@ -46,7 +46,28 @@ export type CorsOptions = GatewayContext
 // encoded dots and slashes, backslashes. Refused rather than normalised, as Envoy's
 // `path_with_escaped_slashes_action: REJECT_REQUEST` does. `..;/` is a dot-segment to Tomcat
 // and Jetty, which drop `;` path parameters before resolving.
-export const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:[/;]|$)|%2e|%2f|%5c|\\/i
+// A leading `//` is a scheme-relative URL to an upstream that parses the request target with
+// WHATWG `URL` (`//public/admin`: host `public`, path `/admin`) while corsgate judged `/public/admin`.
+const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:[/;]|$)|%2e|%2f|%5c|\\|^\/\//i
+
+/**
+ * True for a path refused with 400 (`CORSGATE_BAD_PATH`) rather than judged: `AMBIGUOUS_PATH`,
+ * or a segment that starts with `..` once decoded, whatever follows (`..%00`, `..%20`, `..%09`,
+ * `..%e2%80%8b`): upstreams that strip such characters (Jetty's CVE-2021-34429, Windows file
+ * servers trimming spaces) read a dot-segment there. The rule @fastify/reply-from applied.
+ */
+export function isAmbiguousPath (path: string): boolean {
+  if (AMBIGUOUS_PATH.test(path)) return true
+  let decoded = path
+  if (path.includes('%')) {
+    try {
+      decoded = decodeURIComponent(path)
+    } catch {
+      // Undecodable: refused with 400 by the router (app.ts `frameworkErrors`).
+    }
+  }
+  return decoded.includes('/..')
+}
 
 const UNRESERVED_ESCAPE = /%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[Dd]|5[Ff]|7[Ee])/g
 
@@ -139,7 +160,7 @@ async function corsPlugin (app: FastifyInstance, opts: CorsOptions): Promise<voi
     request.corsgate = state
 
     if (opts.isClosing()) return reply.send(new ShuttingDownError())
-    if (AMBIGUOUS_PATH.test(state.path)) return reply.send(new BadPathError())
+    if (isAmbiguousPath(state.path)) return reply.send(new BadPathError())
     if (state.decision.reject) return sendDenial(reply, state)
 
     if (isPreflight) {
@@ -203,7 +224,7 @@ export function judgeEarly (opts: CorsOptions, req: IncomingMessage): CorsState 
   const isPreflight = req.method === 'OPTIONS' && headers.origin !== undefined && headers['access-control-request-method'] !== undefined
   const state = judgeRequest(opts, { method: req.method!, url: req.url!, headers, encrypted: isEncrypted(req) }, isPreflight ? 'preflight' : 'actual')
   ;(req as JudgedRequest)[kJudged] = state
-  return AMBIGUOUS_PATH.test(state.path) ? undefined : state
+  return isAmbiguousPath(state.path) ? undefined : state
 }
 
 /**

@@ -8,7 +8,7 @@
 // a bare node:http + undici proxy; this path costs about the same as that floor (README
 // "Performance"). undici still does the HTTP work: pooling, keep-alive, parsing, timeouts.
 import { readFileSync } from 'node:fs'
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { Agent, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.js'
@@ -135,7 +135,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** Reads the engine.io session id out of a handshake's answer (balanced routes only). */
   private sniffer: SidSniffer | undefined
   private readonly started = performance.now()
-  private readonly resume = (): void => { this.controller?.resume() }
+  /** Set while the client is not reading: it is cut after the route's timeout (see `onResponseData`). */
+  private stalled: NodeJS.Timeout | undefined
+  private readonly resume = (): void => {
+    clearTimeout(this.stalled)
+    this.stalled = undefined
+    this.controller?.resume()
+  }
 
   constructor (
     private readonly forwarder: Forwarder,
@@ -172,6 +178,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (!this.res.write(chunk)) {
       controller.pause()
       this.res.once('drain', this.resume)
+      // A client that stops reading would hold the upstream connection (and the upstream's
+      // response) forever: the route's timeout applies to it as to a silent upstream.
+      this.stalled = setTimeout(() => {
+        this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.state.route!.label }, 'client stopped reading: response cut')
+        this.res.destroy()
+      }, this.state.route!.timeoutMs)
     }
   }
 
@@ -264,18 +276,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     const body = JSON.stringify(errorBody(status, code, message))
     const head: IncomingHttpHeaders = { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) }
     this.addCorsHeaders(head)
-    this.res.writeHead(status, head)
+    // The reason phrase given: a `writeHead` that threw has left the upstream's behind.
+    this.res.writeHead(status, STATUS_CODES[status], head)
     this.res.end(body)
   }
 
   /** The response is over (sent, or the client went away): abort the upstream side if needed, record. */
   private finished (): void {
+    clearTimeout(this.stalled)
     if (!this.res.writableFinished) {
       this.clientGone = true
       this.controller?.abort(new Error('client closed the connection'))
     }
     const { ctx } = this.forwarder
     const logRequests = ctx.logger.isLevelEnabled('info')
-    recordRequest(ctx, logRequests, this.state, logRequests ? this.reqId() : '', this.req.method, this.res.statusCode, performance.now() - this.started)
+    // 499 (nginx's "client closed request") when the client left before any answer.
+    const status = this.res.headersSent ? this.res.statusCode : 499
+    recordRequest(ctx, logRequests, this.state, logRequests ? this.reqId() : '', this.req.method, status, performance.now() - this.started)
   }
 }

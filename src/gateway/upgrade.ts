@@ -23,7 +23,7 @@ import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
 import { requestHeadError } from './request-head.js'
-import { AMBIGUOUS_PATH, judgeRequest, type CorsState } from './cors.js'
+import { isAmbiguousPath, judgeRequest, type CorsState } from './cors.js'
 import { forwarded, isEncrypted } from './forwarded.js'
 import { BadPathError, errorBody, NoRouteError, ShuttingDownError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { closeFrame, FrameScanner } from './frame-scanner.js'
@@ -296,7 +296,7 @@ async function upgradePlugin (app: FastifyInstance, opts: UpgradeOptions): Promi
     // The same head checks as every HTTP request (two Host headers, too many header lines).
     const headError = requestHeadError(req.rawHeaders, config) as (Error & { statusCode: number, code: string }) | undefined
     if (headError !== undefined) return fail(headError)
-    if (AMBIGUOUS_PATH.test(state.path)) return fail(new BadPathError())
+    if (isAmbiguousPath(state.path)) return fail(new BadPathError())
     // Only websocket upgrades are proxied: `h2c` and others would hand the connection to
     // a protocol nothing here judges.
     if (!isWebsocketUpgrade(req)) return fail(new UpgradeRefusedError('only GET websocket upgrades are accepted'))

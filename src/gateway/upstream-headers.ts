@@ -11,6 +11,9 @@ import { forwarded } from './forwarded.js'
 const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'expect'])
 // Ours to set (below); the client's values count only behind a trusted proxy, via forwarded().
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
+// RFC 7239 `Forwarded` is not set by corsgate: a client's passes only behind a trusted proxy,
+// like its X-Forwarded-* (a spoofed one would tell the upstream a false client address).
+const RFC_FORWARDED = 'forwarded'
 
 /**
  * The request headers for the upstream, as a new object: the client's without hop-by-hop
@@ -24,6 +27,7 @@ export function upstreamRequestHeaders (req: IncomingMessage, trustProxy: boolea
   const out: IncomingHttpHeaders = {}
   for (const name in headers) {
     if (REQUEST_HOP_BY_HOP.has(name) || FORWARDED.has(name) || named?.has(name) === true) continue
+    if (name === RFC_FORWARDED && !trustProxy) continue
     out[name] = headers[name]
   }
   out.host = host
@@ -37,8 +41,9 @@ export function upstreamRequestHeaders (req: IncomingMessage, trustProxy: boolea
 // Response headers about the upstream connection. Copied through, the upstream's
 // `Connection: keep-alive` overrode a client's `Connection: close` (Node then kept the client
 // socket open) and its `Keep-Alive: timeout=5` described the upstream connection, not ours.
-// `Transfer-Encoding` is Node's to choose for the client connection.
-const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding'])
+// `Transfer-Encoding` is Node's to choose for the client connection; trailers are not relayed,
+// so no `Trailer` announces them (Node refuses one on a response it does not chunk).
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'te', 'upgrade'])
 const PLAIN_CONNECTION = new Set(['keep-alive', 'close'])
 
 // An upstream header value with a character Node refuses (a control character) would make the

@@ -92,7 +92,7 @@ t.test('the headers that cross: hop-by-hop ones stop, repeated ones and latin1 b
   })
   t.teardown(async () => { await gw.close(); await upstream.close() })
 
-  const clientHeaders = { origin: ORIGIN, cookie: 's=1', 'x-forwarded-for': '6.6.6.6', 'keep-alive': '300', connection: 'keep-alive, X-Client-Hop', 'x-client-hop': 'x', 'content-type': 'text/plain' }
+  const clientHeaders = { origin: ORIGIN, cookie: 's=1', 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6', 'keep-alive': '300', connection: 'keep-alive, X-Client-Hop', 'x-client-hop': 'x', 'content-type': 'text/plain' }
   const withLength = await send(`${gw.url}/same`, { method: 'PUT', headers: clientHeaders, body: 'body' })
   const chunked = await send(`${gw.url}/same`, { method: 'PUT', headers: { ...clientHeaders, 'transfer-encoding': 'chunked' }, body: 'body' })
 
@@ -121,6 +121,7 @@ t.test('the headers that cross: hop-by-hop ones stop, repeated ones and latin1 b
   t.equal(a.headers['x-client-hop'], undefined, 'a header the client\'s Connection names stays behind')
   t.equal(a.headers['keep-alive'], undefined)
   t.equal(a.headers['x-forwarded-for'], '127.0.0.1')
+  t.equal(a.headers.forwarded, undefined, 'a client\'s Forwarded is not passed on without trustProxy')
   t.equal(a.headers.host, new URL(upstream.url).host)
 })
 
@@ -199,7 +200,8 @@ t.test('a client that hangs up aborts the upstream request', async (t) => {
   req.destroy()
   await closed
   t.notOk(upstreamRes.writableFinished, 'the upstream\'s connection was closed before it answered')
-  t.ok(gw.logs.some((l) => l.msg === 'request' && l.path === '/hang'), 'the request is still logged')
+  // Logged in the same step that aborted the upstream request (forward.ts `finished`).
+  t.match(gw.logs.find((l) => l.msg === 'request' && l.path === '/hang'), { status: 499 }, 'logged as 499: the client closed before any answer')
   t.same(gw.logs.filter((l) => (l.level as number) >= 50), [], 'no error logged')
 })
 
@@ -219,4 +221,46 @@ t.test('1xx before the answer is not relayed; a status above 599 is a 502', asyn
   t.equal(res.status, 502)
   t.equal(res.one('access-control-allow-origin'), ORIGIN, 'with the CORS headers')
   t.match(res.json(), { code: 'CORSGATE_UPSTREAM_UNAVAILABLE' })
+})
+
+t.test('a client that stops reading is cut after the route timeout, and the upstream request with it', async (t) => {
+  const chunk = Buffer.alloc(64 * 1024, 'x')
+  const upstream = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    // Endless: only the gateway giving up ends it.
+    const more = (): void => { while (res.write(chunk)); res.once('drain', more) }
+    more()
+  })
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url, timeoutMs: 300 }] })
+  t.teardown(async () => { await gw.close(); await upstream.close() })
+
+  const upstreamClosed = new Promise<import('node:http').ServerResponse>((resolve) => {
+    upstream.server.once('request', (_req, res) => { res.once('close', () => { resolve(res) }) })
+  })
+  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    request(`${gw.url}/endless`, { headers: { origin: ORIGIN }, agent: false }, resolve).on('error', reject).end()
+  })
+  res.pause()
+  const upstreamRes = await upstreamClosed
+  t.notOk(upstreamRes.writableFinished, 'the upstream request was aborted')
+  // The client notices the cut once it reads again (what was buffered, then the close).
+  const clientClosed = new Promise<void>((resolve) => { res.once('close', () => { resolve() }) })
+  res.on('error', () => {})
+  res.resume()
+  await clientClosed
+  t.notOk(res.complete, 'the client\'s response was cut, not completed')
+  t.ok(gw.logs.some((l) => l.msg === 'client stopped reading: response cut'), 'and it says so')
+})
+
+t.test('an upstream announcing trailers: the answer still reaches HEAD and HTTP/1.0 clients', async (t) => {
+  const upstream = await rawUpstream('HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: 1\r\n\r\n')
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url }] })
+  t.teardown(async () => { await gw.close(); await upstream.close() })
+
+  const old = await sendRaw(gw.url, `GET /t HTTP/1.0\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\n\r\n`)
+  t.equal(old.status, 200, 'HTTP/1.0')
+  t.equal(old.body, 'ok')
+  t.notOk(old.headers.some(([name]) => name === 'trailer'), 'no Trailer announced')
+  const head = await sendRaw(gw.url, `HEAD /t HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\nConnection: close\r\n\r\n`)
+  t.equal(head.status, 200, 'HEAD')
 })

@@ -48,12 +48,13 @@ t.test('with trustProxy, X-Forwarded-For is appended and the forwarded host deci
     routes: [{ path: '/', upstream: upstream.url }]
   })
   t.teardown(async () => { await gw.close(); await upstream.close() })
-  const res = await send(`${gw.url}/x`, { headers: { origin: 'https://api.example.net', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example.net' } })
+  const res = await send(`${gw.url}/x`, { headers: { origin: 'https://api.example.net', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example.net', forwarded: 'for=203.0.113.9;proto=https' } })
   t.equal(res.status, 200, 'same-origin through the trusted proxy')
   const seen = res.json() as { headers: Record<string, string> }
   t.equal(seen.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1')
   t.equal(seen.headers['x-forwarded-proto'], 'https')
   t.equal(seen.headers['x-forwarded-host'], 'api.example.net')
+  t.equal(seen.headers.forwarded, 'for=203.0.113.9;proto=https', 'a trusted proxy\'s Forwarded passes too')
 })
 
 t.test('without trustProxy, X-Forwarded-Host cannot make an origin same-origin', async (t) => {
