@@ -58,15 +58,18 @@ const AMBIGUOUS_PATH = /(?:^|\/)\.\.?(?:[/;]|$)|%2e|%2f|%5c|\\|^\/\//i
  */
 export function isAmbiguousPath (path: string): boolean {
   if (AMBIGUOUS_PATH.test(path)) return true
-  let decoded = path
-  if (path.includes('%')) {
-    try {
-      decoded = decodeURIComponent(path)
-    } catch {
-      // Undecodable: refused with 400 by the router (app.ts `frameworkErrors`).
-    }
-  }
+  // An undecodable path is refused with 400 by the router (app.ts `frameworkErrors`).
+  const decoded = path.includes('%') ? decodePath(path) ?? path : path
   return decoded.includes('/..')
+}
+
+/** The percent-decoded path, or undefined when it does not decode (a bad escape, bad UTF-8). */
+export function decodePath (path: string): string | undefined {
+  try {
+    return decodeURIComponent(path)
+  } catch {
+    return undefined
+  }
 }
 
 const UNRESERVED_ESCAPE = /%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[Dd]|5[Ff]|7[Ee])/g

@@ -13,7 +13,7 @@ import { Readable } from 'node:stream'
 import { Agent, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.js'
 import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
-import type { CorsState } from './cors.js'
+import { decodePath, type CorsState } from './cors.js'
 import type { GatewayContext } from './context.js'
 import { errorBody, PayloadTooLargeError } from './errors.js'
 import { forwarded } from './forwarded.js'
@@ -68,7 +68,7 @@ export class Forwarder {
     const length = headers['content-length']
     if (length !== undefined && Number(length) > this.bodyLimit) return false
     // A path the router cannot decode gets Fastify's 400 (`frameworkErrors` in app.ts).
-    if (state.path.includes('%') && !decodable(state.path)) return false
+    if (state.path.includes('%') && decodePath(state.path) === undefined) return false
     const handshake = route.pool.balanced && isEngineHandshake(req.url!)
     const exchange = new Exchange(this, req, res, state, pickUpstream(route, req, this.trustProxy), handshake)
     const target = this.target(route.upstreams[exchange.upstream]!)
@@ -109,15 +109,6 @@ async function * limited (req: IncomingMessage, limit: number): AsyncGenerator<B
 
 function isSecure (req: IncomingMessage, trustProxy: boolean): boolean {
   return forwarded(req, trustProxy).proto.split(',')[0]!.trim() === 'https'
-}
-
-function decodable (path: string): boolean {
-  try {
-    decodeURIComponent(path)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /**

@@ -2,12 +2,11 @@
 // the headers that cross it both ways, flow control, aborting the upstream request when the
 // client goes, 1xx and odd statuses.
 import { request } from 'node:http'
-import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
 import { startTestGateway } from '../helpers/gateway.js'
 import { send, type RawResponse } from '../helpers/http.js'
 import { sendRaw } from '../helpers/raw-http.js'
-import { startUpstream, type SeenRequest } from '../helpers/upstream.js'
+import { startRawUpstream, startUpstream, type SeenRequest } from '../helpers/upstream.js'
 
 const ORIGIN = 'https://app.example.com'
 
@@ -17,28 +16,9 @@ function reqIdOf (logs: Array<Record<string, unknown>>, path: string): string {
   return String(line?.reqId)
 }
 
-/** A TCP upstream that answers every request head with the same raw bytes. */
+/** A TCP upstream answering each connection's request with `answer`, then closing it. */
 async function rawUpstream (answer: string): Promise<{ url: string, close: () => Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const server = createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    let head = ''
-    socket.on('data', (chunk: Buffer) => {
-      head += chunk.toString('latin1')
-      if (!head.includes('\r\n\r\n')) return
-      head = ''
-      socket.write(answer)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: async () => {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
-  }
+  return await startRawUpstream((socket) => { socket.end(answer) })
 }
 
 t.test('every allowed request is forwarded without Fastify; Fastify answers only corsgate\'s own errors', async (t) => {

@@ -1,40 +1,12 @@
 // Broken upstreams: refused connections, resets mid-body, stalls, slow drips, foreign CORS
 // headers and odd framing. corsgate answers each one correctly and keeps serving afterwards.
-import { createServer, type Server, type Socket } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { request } from 'node:http'
 import t, { type Test } from 'tap'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { headerValues, sendRaw } from '../helpers/raw-http.js'
-import { deadPort, startUpstream } from '../helpers/upstream.js'
+import { deadPort, startRawUpstream as rawUpstream, startUpstream } from '../helpers/upstream.js'
 
 const ORIGIN = 'https://app.example.com'
-
-/** A TCP upstream that answers every connection with `respond(socket)`: raw bytes, any framing. */
-async function rawUpstream (respond: (socket: Socket) => void): Promise<{ url: string, close: () => Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
-    // Answer once the request head has arrived.
-    let head = ''
-    socket.on('data', function onData (chunk: Buffer) {
-      head += chunk.toString('latin1')
-      if (!head.includes('\r\n\r\n')) return
-      socket.off('data', onData)
-      respond(socket)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: async () => {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
-  }
-}
 
 function get (path: string): string {
   return `GET ${path} HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\nConnection: close\r\n\r\n`

@@ -1,6 +1,6 @@
 // A real HTTP upstream on port 0 that records every request it sees.
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 
 export interface SeenRequest {
   method: string
@@ -58,4 +58,32 @@ export async function deadPort (): Promise<number> {
   const port = (server.address() as AddressInfo).port
   await new Promise<void>((resolve) => server.close(() => resolve()))
   return port
+}
+
+/**
+ * A TCP upstream that calls `respond(socket)` once the first request head on a connection has
+ * arrived: raw bytes, any framing, or none (a stall, a reset).
+ */
+export async function startRawUpstream (respond: (socket: Socket) => void): Promise<{ url: string, close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = createNetServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    let head = ''
+    socket.on('data', function onData (chunk: Buffer) {
+      head += chunk.toString('latin1')
+      if (!head.includes('\r\n\r\n')) return
+      socket.off('data', onData)
+      respond(socket)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
 }
