@@ -6,6 +6,7 @@ import { GatewayMetrics } from './admin/metrics.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
+import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
 import { RouteTable } from './gateway/route-table.js'
 import { PolicyStore } from './sources/policy-store.js'
 // Type-only: the Redis source (and ioredis, ~10 MB of RSS) is loaded only when configured.
@@ -26,6 +27,8 @@ export interface RunningGateway {
 
 export interface StartOptions {
   loaded: LoadedConfig
+  /** Plugins given by code, registered after the config's. */
+  plugins?: readonly GatewayPlugin[]
   logger?: Logger
   metrics?: GatewayMetrics
 }
@@ -41,7 +44,7 @@ export function createLogger (config: Config): Logger {
   })
 }
 
-export async function startGateway ({ loaded, logger = createLogger(loaded.config), metrics = new GatewayMetrics() }: StartOptions): Promise<RunningGateway> {
+export async function startGateway ({ loaded, logger = createLogger(loaded.config), metrics = new GatewayMetrics(), plugins = [] }: StartOptions): Promise<RunningGateway> {
   const { config } = loaded
   for (const warning of loaded.warnings) logger.warn({ file: loaded.file }, warning)
 
@@ -94,7 +97,8 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     source.on('loadError', () => metrics.reloads.inc({ source: 'redis', result: 'error' }))
     redis = source
   }
-  const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing })
+  const configPlugins = await loadPlugins(config, loaded.file)
+  const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing, plugins: [...configPlugins, ...plugins], configFile: loaded.file })
   const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: () => sources })
 
   await admin.listen({ host: config.admin.host, port: config.admin.port })

@@ -105,7 +105,7 @@ function chartChecks (helm: string): void {
       t.same(chartKeys, configKeys, `${section}: values.schema.json has the settings of src/config/schema.ts`)
     }
     t.same(keysOf(shape.admin), ['host', 'port'], 'admin: the chart sets host and port itself')
-    const rendered = ['server', 'admin', 'log', 'redis', 'websocket', 'policies', 'routes']
+    const rendered = ['server', 'admin', 'log', 'redis', 'websocket', 'plugins', 'policies', 'routes']
     t.same(Object.keys(shape).filter((k) => !rendered.includes(k)), [], 'every top-level config section is rendered by the chart')
   })
 

@@ -8,7 +8,9 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'pr
 import type { PolicySnapshot } from '../policy/snapshot.js'
 import type { ReloadRecord } from '../sources/policy-store.js'
 
-export type RequestKind = 'preflight' | 'actual' | 'websocket'
+import type { RequestKind } from '../gateway/judge.js'
+
+export type { RequestKind }
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 

@@ -73,6 +73,15 @@ export const websocketSchema = z.strictObject({
   closeGraceMs: ms.default(2_000)
 })
 
+// A Fastify plugin for the public routes (docs "Extending"): a package or a local file, its
+// options, and the routes (by path or `host/path` label) it applies to; all routes without.
+export const pluginSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  path: z.string().min(1).optional(),
+  options: z.record(z.string(), z.unknown()).default({}),
+  routes: z.array(z.string().min(1)).min(1).optional()
+}).refine((p) => (p.name === undefined) !== (p.path === undefined), 'needs exactly one of "name" (an npm package) and "path" (a file)')
+
 export const configSchema = z.strictObject({
   server: z.strictObject({
     host: z.string().default('0.0.0.0'),
@@ -134,6 +143,7 @@ export const configSchema = z.strictObject({
   policies: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'policy names use letters, digits, "_", "-", "."'), policySchema)
     .refine((p) => Object.keys(p).length > 0, 'at least one policy is required'),
   websocket: websocketSchema.prefault({}),
+  plugins: z.array(pluginSchema).default([]),
   routes: z.array(routeSchema).min(1, 'at least one route is required')
 }).superRefine((config, ctx) => {
   config.routes.forEach((route, i) => {
@@ -157,5 +167,6 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>
 export type PolicyConfig = z.infer<typeof policySchema>
 export type RouteConfig = z.infer<typeof routeSchema>
+export type PluginConfig = z.infer<typeof pluginSchema>
 export type WebsocketConfig = z.infer<typeof websocketSchema>
 export type RedisConfig = NonNullable<Config['redis']>

@@ -1,16 +1,23 @@
-// What every gateway plugin works with: the config, the live policies, the route table, the
-// metrics, the logger, and whether shutdown has begun. Built once in server.ts.
+// What every stage of the gateway works with: the config, the live policies, the route table,
+// the metrics, the logger, and whether shutdown has begun. Built once in server.ts.
 import type { Logger } from 'pino'
-import type { GatewayMetrics } from '../admin/metrics.js'
 import type { Config } from '../config/schema.js'
 import type { PolicyStore } from '../sources/policy-store.js'
+import type { RequestKind } from './judge.js'
 import type { RouteTable } from './route-table.js'
+
+/** The counters the gateway feeds (admin/metrics.ts implements them for Prometheus). */
+export interface RequestMetrics {
+  recordRequest: (route: string, kind: RequestKind, decision: string, reason: string, seconds: number) => void
+  upstreamErrors: { inc: (labels: { route: string, kind: string }) => void }
+  openWebsockets: { inc: (labels: { route: string }) => void, dec: (labels: { route: string }) => void }
+}
 
 export interface GatewayContext {
   config: Config
   store: PolicyStore
   routes: RouteTable
-  metrics: GatewayMetrics
+  metrics: RequestMetrics
   logger: Logger
   /** True once shutdown has begun: new requests get 503, open websockets 1001. */
   isClosing: () => boolean

@@ -3,7 +3,7 @@
 import type { Config } from '../config/schema.js'
 import { actualHeaders, appendVaryOrigin, preflightHeaders, PREFLIGHT_VARY, type HeaderSet } from '../policy/headers.js'
 import type { PolicyStore } from '../sources/policy-store.js'
-import { judgeRequest } from './cors.js'
+import { judgeRequest } from './judge.js'
 import type { RouteTable } from './route-table.js'
 
 export interface ExplainQuery {

@@ -1,98 +1,67 @@
-// Forwarding: an allowed request goes from Node's `request` event straight to undici's
-// `dispatch`, its body streamed as it arrives, and the upstream's answer straight back into
-// Node's response. Fastify is not on this path: it answers what corsgate refuses or cannot
-// route (cors.ts `onRequest`, app.ts), and `forward` leaves exactly those requests to it.
-//
-// Why not @fastify/reply-from (or @fastify/http-proxy on top of it): a proxied GET through
-// Fastify's request, reply and hooks and reply-from's response stream cost 1.3–1.65× the CPU of
-// a bare node:http + undici proxy; this path costs about the same as that floor (README
-// "Performance"). undici still does the HTTP work: pooling, keep-alive, parsing, timeouts.
-import { readFileSync } from 'node:fs'
-import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+// Forwarding an allowed request to its upstream with undici's `dispatch`: the body streamed as
+// it arrives, the upstream's answer streamed back with flow control, and the upstream's failures
+// turned into corsgate's answers. Where the answer goes is a sink: straight onto Node's response
+// (`RawSink`, for routes no plugin watches) or through Fastify's reply (`ReplySink`), so that
+// plugins' `onSend` hooks see it. Either way the same rules apply (upstream-request.ts,
+// answers.ts); undici does the HTTP work: pooling, keep-alive, parsing, timeouts.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { Agent, type Dispatcher } from 'undici'
-import type { Config } from '../config/schema.js'
-import { actualHeaders, appendVaryOrigin } from '../policy/headers.js'
-import { decodePath, type CorsState } from './cors.js'
+import type { Dispatcher } from 'undici'
+import type { FastifyReply } from 'fastify'
+import { addCorsHeaders, errorAnswer, writeAnswer, type AnswerPlan } from './answers.js'
+import { pickUpstream, upstreamAnswered, upstreamFailed } from './balance/balancer.js'
 import type { GatewayContext } from './context.js'
-import { errorBody, PayloadTooLargeError } from './errors.js'
+import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { forwarded } from './forwarded.js'
+import type { Judgement } from './judge.js'
 import { directRequestId, recordRequest } from './request-log.js'
-import { pickUpstream } from './route-table.js'
-import { upstreamRequestHeaders, upstreamResponseHeaders } from './upstream-headers.js'
-import { isEngineHandshake, isRefusal, SidSniffer, stickyCookie } from './upstream-pool.js'
-
-/** The undici agent shared by both forwarding paths: keep-alive pool, TLS always verified. */
-export function createUpstreamAgent (config: Config): Agent {
-  const ca = config.server.upstreamCaFile === undefined ? undefined : readFileSync(config.server.upstreamCaFile)
-  return new Agent({
-    connections: config.server.upstreamConnections,
-    pipelining: 1,
-    // Below the usual upstream keep-alive (Node 5 s, nginx 75 s, Apache 5 s), so we never
-    // reuse a socket the upstream is about to close.
-    keepAliveTimeout: 4_000,
-    keepAliveMaxTimeout: 4_000,
-    connect: { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) }
-  })
-}
-
-// The methods @fastify/http-proxy forwards by default; any other method gets the 404 answer.
-const PROXIED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'])
-
-/** Where requests for one upstream URL go: its origin, and the Host header it is sent. */
-interface Target { origin: string, host: string }
+import type { UpstreamRules } from './upstream-request.js'
+import { upstreamResponseHeaders } from './upstream-request.js'
 
 type ForwarderContext = Pick<GatewayContext, 'config' | 'metrics' | 'logger' | 'isClosing'>
 
+/** Where an upstream's answer (or corsgate's answer in its place) is written. */
+export interface AnswerSink {
+  /** The head: the upstream's status and headers, filtered, without CORS headers yet. False when it could not be written. */
+  head: (status: number, headers: IncomingHttpHeaders) => boolean
+  /** False when the client is not keeping up: `onDrain` says when to go on. */
+  write: (chunk: Buffer) => boolean
+  end: () => void
+  onDrain: (resume: () => void) => void
+  /** corsgate's own answer, before any head was written. */
+  answer: (plan: AnswerPlan) => void
+  /** After the head: the answer cannot be completed, so it is cut short. */
+  cut: () => void
+  readonly headSent: boolean
+  /** The sink records the request itself (the raw path); Fastify's `onResponse` does otherwise. */
+  readonly records: boolean
+}
+
 export class Forwarder {
-  private readonly targets = new Map<string, Target>()
-  readonly trustProxy: boolean
   private readonly bodyLimit: number
 
-  constructor (readonly ctx: ForwarderContext, readonly agent: Agent) {
-    this.trustProxy = ctx.config.server.trustProxy
+  constructor (readonly ctx: ForwarderContext, readonly rules: UpstreamRules, readonly agent: Dispatcher) {
     this.bodyLimit = ctx.config.server.bodyLimit
   }
 
-  /**
-   * Forwards a judged, allowed request. False for what Fastify answers instead: no route, a
-   * preflight or denial, a method corsgate does not proxy, a Content-Length over the body
-   * limit, a path the router cannot decode.
-   */
-  forward (req: IncomingMessage, res: ServerResponse, state: CorsState): boolean {
-    const route = state.route
-    if (route === undefined || state.kind !== 'actual' || state.decision.reject || !PROXIED_METHODS.has(req.method!)) return false
+  /** Forwards a judged, allowed request with a route (admission has refused everything else). */
+  forward (req: IncomingMessage, res: ServerResponse, sink: AnswerSink, state: Judgement): void {
+    const route = state.route!
+    const upstream = pickUpstream(route, req, this.rules.trustProxy)
+    const target = this.rules.target(route.upstreams[upstream]!)
+    const exchange = new Exchange(this, req, res, sink, state, upstream)
     const headers = req.headers
-    // Node's parser has checked the framing: one valid Content-Length and a body exactly that
-    // long, or chunked. Over the limit by Content-Length, the 413 comes before any byte is read.
     const length = headers['content-length']
-    if (length !== undefined && Number(length) > this.bodyLimit) return false
-    // A path the router cannot decode gets Fastify's 400 (`frameworkErrors` in app.ts).
-    if (state.path.includes('%') && decodePath(state.path) === undefined) return false
-    const handshake = route.pool.balanced && isEngineHandshake(req.url!)
-    const exchange = new Exchange(this, req, res, state, pickUpstream(route, req, this.trustProxy), handshake)
-    const target = this.target(route.upstreams[exchange.upstream]!)
     this.agent.dispatch({
       origin: target.origin,
       path: req.url!,
       method: req.method as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(req, this.trustProxy, target.host),
+      headers: this.rules.requestHeaders(req, target, false),
       // Streamed as it arrives; a client that dies mid-upload aborts the upstream request.
       body: headers['transfer-encoding'] !== undefined ? Readable.from(limited(req, this.bodyLimit), { objectMode: false }) : length !== undefined && length !== '0' ? req : null,
       headersTimeout: route.timeoutMs,
       bodyTimeout: route.timeoutMs
     }, exchange)
-    return true
-  }
-
-  private target (upstream: string): Target {
-    let target = this.targets.get(upstream)
-    if (target === undefined) {
-      const url = new URL(upstream)
-      target = { origin: url.origin, host: url.host }
-      this.targets.set(upstream, target)
-    }
-    return target
   }
 }
 
@@ -107,10 +76,6 @@ async function * limited (req: IncomingMessage, limit: number): AsyncGenerator<B
   }
 }
 
-function isSecure (req: IncomingMessage, trustProxy: boolean): boolean {
-  return forwarded(req, trustProxy).proto.split(',')[0]!.trim() === 'https'
-}
-
 /**
  * One forwarded request, as undici's dispatch handler. The response head is written with the
  * first body byte (or the end), not when the upstream's headers arrive: until then an upstream
@@ -119,14 +84,14 @@ function isSecure (req: IncomingMessage, trustProxy: boolean): boolean {
 class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined
   private status = 0
-  private head: IncomingHttpHeaders | undefined
+  private pendingHead: IncomingHttpHeaders | undefined
   /** The client went away, or corsgate answered already: what the upstream still sends is dropped. */
   private clientGone = false
   private id: string | undefined
-  /** Reads the engine.io session id out of a handshake's answer (balanced routes only). */
-  private sniffer: SidSniffer | undefined
+  /** Sees the answer's body as it passes (Socket.IO stickiness on balanced routes). */
+  private observer: ((chunk: Buffer) => void) | undefined
   private readonly started = performance.now()
-  /** Set while the client is not reading: it is cut after the route's timeout (see `onResponseData`). */
+  /** Set while the client is not reading: it is cut after the route's timeout. */
   private stalled: NodeJS.Timeout | undefined
   private readonly resume = (): void => {
     clearTimeout(this.stalled)
@@ -134,13 +99,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.controller?.resume()
   }
 
+  /** Whether the client came over https (to us, or to a trusted proxy in front). */
+  private readonly secure = (): boolean => isSecure(this.req, this.forwarder.rules.trustProxy)
+
   constructor (
     private readonly forwarder: Forwarder,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly state: CorsState,
-    readonly upstream: number,
-    private readonly handshake: boolean
+    private readonly sink: AnswerSink,
+    private readonly state: Judgement,
+    private readonly upstream: number
   ) {
     res.once('close', () => { this.finished() })
   }
@@ -158,30 +126,30 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     this.status = statusCode
-    this.head = this.responseHead(headers)
+    const head = upstreamResponseHeaders(headers, this.state.policy.config.stripUpstreamCors)
+    this.observer = upstreamAnswered(this.state.route!, this.req, this.upstream, head, this.secure)
+    this.pendingHead = head
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientGone) return
-    this.sniffer?.look(chunk)
-    if (this.head !== undefined) this.writeHead()
-    if (this.clientGone) return
-    if (!this.res.write(chunk)) {
-      controller.pause()
-      this.res.once('drain', this.resume)
-      // A client that stops reading would hold the upstream connection (and the upstream's
-      // response) forever: the route's timeout applies to it as to a silent upstream.
-      this.stalled = setTimeout(() => {
-        this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.state.route!.label }, 'client stopped reading: response cut')
-        this.res.destroy()
-      }, this.state.route!.timeoutMs)
-    }
+    this.observer?.(chunk)
+    if (this.pendingHead !== undefined && !this.writeHead()) return
+    if (this.sink.write(chunk)) return
+    controller.pause()
+    this.sink.onDrain(this.resume)
+    // A client that stops reading would hold the upstream connection (and the upstream's
+    // response) forever: the route's timeout applies to it as to a silent upstream.
+    this.stalled = setTimeout(() => {
+      this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.state.route!.label }, 'client stopped reading: response cut')
+      this.sink.cut()
+    }, this.state.route!.timeoutMs)
   }
 
   onResponseEnd (): void {
     if (this.clientGone) return
-    if (this.head !== undefined) this.writeHead()
-    if (!this.clientGone) this.res.end()
+    if (this.pendingHead !== undefined && !this.writeHead()) return
+    this.sink.end()
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
@@ -191,85 +159,38 @@ class Exchange implements Dispatcher.DispatchHandler {
     const route = this.state.route!
     if (error instanceof PayloadTooLargeError) {
       ctx.metrics.upstreamErrors.inc({ route: route.label, kind: 'body_too_large' })
-      if (this.res.headersSent) this.res.destroy()
-      else this.sendError(413, error.code, error.message)
+      this.fail(error)
       return
     }
     const timeout = error.code === 'UND_ERR_HEADERS_TIMEOUT'
     ctx.metrics.upstreamErrors.inc({ route: route.label, kind: timeout ? 'timeout' : 'unavailable' })
-    // A refused connection takes the upstream out of rotation (passive health).
-    if (isRefusal(error)) route.pool.eject(this.upstream)
+    upstreamFailed(route, this.upstream, error)
     ctx.logger.warn({ reqId: this.reqId(), route: route.label, upstream: route.upstreams[this.upstream], error: error.message }, 'upstream error')
-    // Part of the body is on its way: all that is left to do is to cut the response short.
-    if (this.res.headersSent) {
-      this.res.destroy()
-      return
-    }
-    this.head = undefined
-    if (timeout) this.sendError(504, 'CORSGATE_UPSTREAM_TIMEOUT', 'upstream did not answer in time')
-    else this.sendError(502, 'CORSGATE_UPSTREAM_UNAVAILABLE', 'upstream unavailable')
+    this.fail(timeout ? new UpstreamTimeoutError() : new UpstreamUnavailableError())
   }
 
-  /** The upstream's headers as the client gets them, with the policy's CORS headers. */
-  private responseHead (upstream: IncomingHttpHeaders): IncomingHttpHeaders {
-    const policy = this.state.policy
-    const head = upstreamResponseHeaders(upstream, policy.config.stripUpstreamCors)
-    this.addCorsHeaders(head)
-    if (this.handshake) this.pinSession(head)
-    return head
+  /** corsgate's error in place of the upstream's answer, or a cut when part of it went out. */
+  private fail (error: Error & { statusCode?: number, code?: string }): void {
+    this.pendingHead = undefined
+    if (this.sink.headSent) this.sink.cut()
+    else this.sink.answer(errorAnswer(error, this.state))
   }
 
-  /**
-   * Socket.IO stickiness (upstream-pool.ts): the handshake's answer names the session, which is
-   * remembered with its upstream, and a cookie names the upstream for clients this process
-   * does not know (a restart, another replica).
-   */
-  private pinSession (head: IncomingHttpHeaders): void {
-    const route = this.state.route!
-    const upstream = this.upstream
-    const cookie = stickyCookie(route.pool.keys[upstream]!, route.path, isSecure(this.req, this.forwarder.trustProxy))
-    const prior: string | string[] | undefined = head['set-cookie']
-    head['set-cookie'] = prior === undefined ? [cookie] : Array.isArray(prior) ? [...prior, cookie] : [prior, cookie]
-    this.sniffer = new SidSniffer((sid) => { route.pool.learn(sid, upstream) })
-  }
-
-  /** The CORS headers of an actual request's answer (as cors.ts `onSend` gives corsgate's own). */
-  private addCorsHeaders (head: IncomingHttpHeaders): void {
-    const { policy, decision } = this.state
-    const cors = actualHeaders(policy, decision)
-    if (cors !== undefined) Object.assign(head, cors)
-    if (policy.varyOrigin) head.vary = appendVaryOrigin(Array.isArray(head.vary) ? head.vary.join(', ') : head.vary)
-    // While draining (or with the request unread), no connection is kept alive past this answer.
-    if (this.forwarder.ctx.isClosing() || !this.req.complete) head.connection = 'close'
-  }
-
-  private writeHead (): void {
-    const head = this.head
-    this.head = undefined
-    try {
-      this.res.writeHead(this.status, head)
-    } catch (error) {
-      // A header Node refuses to write (upstream-headers.ts cleans values, not names).
-      this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.state.route!.label, error: (error as Error).message }, 'upstream error')
-      this.sendError(502, 'CORSGATE_UPSTREAM_UNAVAILABLE', 'upstream unavailable')
-      this.clientGone = true
-      this.controller?.abort(error as Error)
-    }
+  private writeHead (): boolean {
+    const head = this.pendingHead!
+    this.pendingHead = undefined
+    if (this.sink.head(this.status, head)) return true
+    // A header Node refuses to write (upstream-request.ts cleans values, not names).
+    this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.state.route!.label, error: 'invalid response header' }, 'upstream error')
+    this.sink.answer(errorAnswer(new UpstreamUnavailableError(), this.state))
+    this.clientGone = true
+    this.controller?.abort(new Error('invalid upstream response header'))
+    return false
   }
 
   private reqId (): string {
     this.id ??= directRequestId()
     return this.id
-  }
-
-  /** corsgate's own error answer, in the shape of errors.ts, with the CORS headers. */
-  private sendError (status: number, code: string, message: string): void {
-    const body = JSON.stringify(errorBody(status, code, message))
-    const head: IncomingHttpHeaders = { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) }
-    this.addCorsHeaders(head)
-    // The reason phrase given: a `writeHead` that threw has left the upstream's behind.
-    this.res.writeHead(status, STATUS_CODES[status], head)
-    this.res.end(body)
   }
 
   /** The response is over (sent, or the client went away): abort the upstream side if needed, record. */
@@ -279,10 +200,116 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.clientGone = true
       this.controller?.abort(new Error('client closed the connection'))
     }
+    if (!this.sink.records) return
     const { ctx } = this.forwarder
     const logRequests = ctx.logger.isLevelEnabled('info')
     // 499 (nginx's "client closed request") when the client left before any answer.
     const status = this.res.headersSent ? this.res.statusCode : 499
     recordRequest(ctx, logRequests, this.state, logRequests ? this.reqId() : '', this.req.method, status, performance.now() - this.started)
+  }
+}
+
+function isSecure (req: IncomingMessage, trustProxy: boolean): boolean {
+  return forwarded(req, trustProxy).proto.split(',')[0]!.trim() === 'https'
+}
+
+/** Writes the answer straight onto Node's response, with the CORS headers added here. */
+export class RawSink implements AnswerSink {
+  readonly records = true
+
+  constructor (private readonly req: IncomingMessage, private readonly res: ServerResponse, private readonly state: Judgement, private readonly isClosing: () => boolean) {}
+
+  get headSent (): boolean {
+    return this.res.headersSent
+  }
+
+  head (status: number, headers: IncomingHttpHeaders): boolean {
+    addCorsHeaders(headers as OutgoingHttpHeaders as Record<string, string>, this.state)
+    // While draining (or with the request unread), no connection is kept alive past this answer.
+    if (this.closeAfter()) headers.connection = 'close'
+    try {
+      this.res.writeHead(status, headers as OutgoingHttpHeaders)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  write (chunk: Buffer): boolean {
+    return this.res.write(chunk)
+  }
+
+  end (): void {
+    this.res.end()
+  }
+
+  onDrain (resume: () => void): void {
+    this.res.once('drain', resume)
+  }
+
+  answer (plan: AnswerPlan): void {
+    writeAnswer(this.res, plan, this.closeAfter())
+  }
+
+  cut (): void {
+    this.res.destroy()
+  }
+
+  private closeAfter (): boolean {
+    return this.isClosing() || !this.req.complete
+  }
+}
+
+/**
+ * Sends the answer through Fastify's reply, so the hooks of the route's plugins see it (their
+ * `onSend`, corsgate's `onSend` adding the CORS headers, `onResponse`). The body is a stream
+ * whose reads resume the upstream: flow control as on the raw path.
+ */
+export class ReplySink implements AnswerSink {
+  readonly records = false
+  private body: Readable | undefined
+  private drained: (() => void) | undefined
+
+  constructor (private readonly reply: FastifyReply) {}
+
+  get headSent (): boolean {
+    return this.body !== undefined || this.reply.sent
+  }
+
+  head (status: number, headers: IncomingHttpHeaders): boolean {
+    this.body = new Readable({
+      read: () => {
+        const drained = this.drained
+        this.drained = undefined
+        drained?.()
+      }
+    })
+    try {
+      this.reply.code(status).headers(headers).send(this.body)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  write (chunk: Buffer): boolean {
+    return this.body!.push(chunk)
+  }
+
+  end (): void {
+    this.body!.push(null)
+  }
+
+  onDrain (resume: () => void): void {
+    this.drained = resume
+  }
+
+  answer (plan: AnswerPlan): void {
+    this.reply.code(plan.status).headers(plan.headers).send(plan.body)
+  }
+
+  cut (): void {
+    this.body?.destroy(new Error('answer cut short'))
+    this.reply.raw.destroy()
   }
 }

@@ -1,7 +1,7 @@
-// The record of one finished request (SPEC.md "Logs", "Metrics"), the same whichever path
-// answered it: Fastify's hooks (cors.ts), the early answers (cors.ts `answerEarly`) or the
-// direct forwarding path (forward.ts).
-import type { CorsState } from './cors.js'
+// The record of one finished request (SPEC "Logs", "Metrics"), the same whichever stage
+// answered it: admission (corsgate's own answers), Fastify's `onResponse`, the raw forwarding
+// sink, or the websocket handshake.
+import type { Judgement } from './judge.js'
 import type { GatewayContext } from './context.js'
 
 let directIds = 0
@@ -12,7 +12,7 @@ export function directRequestId (): string {
 }
 
 /** Metrics and, when info is on, the one log line of a finished request. */
-export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger'>, logRequests: boolean, state: CorsState, reqId: string, method: string | undefined, status: number, elapsedMs: number): void {
+export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger'>, logRequests: boolean, state: Judgement, reqId: string, method: string | undefined, status: number, elapsedMs: number, upstream?: string): void {
   const route = state.route?.label ?? 'none'
   opts.metrics.recordRequest(route, state.kind, state.decision.outcome, state.decision.reason, elapsedMs / 1000)
   if (logRequests) {
@@ -26,7 +26,9 @@ export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger'>,
       decision: state.decision.outcome,
       reason: state.decision.reason,
       rule: state.decision.rule,
+      detail: state.decision.detail,
       status,
+      upstream,
       durationMs: Math.round(elapsedMs * 1000) / 1000
     }, 'request')
   }

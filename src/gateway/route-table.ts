@@ -1,9 +1,8 @@
 // Which route serves a request: the longest path prefix among the routes for the request's
 // host, falling back to routes without a host. One table decides for the proxy, websocket
 // upgrades, `/explain` and `corsgate check`, so they can never disagree.
-import type { IncomingMessage } from 'node:http'
 import type { RouteConfig } from '../config/schema.js'
-import { clientAddress, cookieValue, engineSid, STICKY_COOKIE, UpstreamPool } from './upstream-pool.js'
+import { UpstreamPool } from './balance/upstream-pool.js'
 
 export interface Route {
   readonly index: number
@@ -64,15 +63,6 @@ export class RouteTable {
     }
     return firstPrefix(this.anyHost, path)
   }
-}
-
-/**
- * The index of the route's upstream that serves a request (upstream-pool.ts): by engine.io
- * session, sticky cookie, client address or rotation. Always 0 for a single upstream.
- */
-export function pickUpstream (route: Route, req: IncomingMessage, trustProxy: boolean): number {
-  if (!route.pool.balanced) return 0
-  return route.pool.pick(engineSid(req.url!), cookieValue(req.headers.cookie, STICKY_COOKIE), Date.now(), clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustProxy))
 }
 
 function firstPrefix (routes: readonly Route[], path: string): Route | undefined {

@@ -1,4 +1,4 @@
-// Forwarding (src/gateway/forward.ts): which requests it takes and which it leaves to Fastify,
+// Forwarding (src/gateway/forward.ts): which requests it takes and which corsgate answers itself,
 // the headers that cross it both ways, flow control, aborting the upstream request when the
 // client goes, 1xx and odd statuses.
 import { request } from 'node:http'
@@ -10,7 +10,7 @@ import { startRawUpstream, startUpstream, type SeenRequest } from '../helpers/up
 
 const ORIGIN = 'https://app.example.com'
 
-/** The `reqId` of the request log line for `path`: `direct-…` (forward.ts) or Fastify's `req-…`. */
+/** The `reqId` of the request log line for `path`: `direct-…` (served without Fastify's request objects) or Fastify's `req-…`. */
 function reqIdOf (logs: Array<Record<string, unknown>>, path: string): string {
   const line = logs.find((l) => l.msg === 'request' && l.path === path)
   return String(line?.reqId)
@@ -21,7 +21,7 @@ async function rawUpstream (answer: string): Promise<{ url: string, close: () =>
   return await startRawUpstream((socket) => { socket.end(answer) })
 }
 
-t.test('every allowed request is forwarded without Fastify; Fastify answers only corsgate\'s own errors', async (t) => {
+t.test('with no plugin, every allowed request is forwarded and every refusal answered without Fastify\'s request objects', async (t) => {
   const upstream = await startUpstream()
   const second = await startUpstream()
   const gw = await startTestGateway({
@@ -50,7 +50,7 @@ t.test('every allowed request is forwarded without Fastify; Fastify answers only
   // Without Origin (a server's request): with one, the policy's method list refuses TRACE first.
   t.equal((await send(`${gw.url}/trace`, { method: 'TRACE' })).status, 404, 'a method corsgate does not proxy')
   t.equal((await send(`${gw.url}/%zz`, { headers: { origin: ORIGIN } })).status, 400, 'a path the router cannot decode')
-  for (const path of ['/too-big', '/trace']) t.match(reqIdOf(gw.logs, path), /^req-/, `${path}: answered by Fastify`)
+  for (const path of ['/too-big', '/trace']) t.match(reqIdOf(gw.logs, path), /^direct-/, `${path}: answered by admission`)
   t.notOk(upstream.seen.some((r) => ['/too-big', '/trace', '/%zz'].includes(r.url)), 'none of those reached the upstream')
 })
 

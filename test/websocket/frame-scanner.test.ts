@@ -1,6 +1,6 @@
 // Frame boundaries without payload parsing: cap, held-back headers, stopping between frames.
 import t from 'tap'
-import { closeFrame, FrameScanner } from '../../src/gateway/frame-scanner.js'
+import { closeFrame, FrameScanner } from '../../src/gateway/websocket/frame-scanner.js'
 
 /** A frame as a client sends it (masked) or a server does (unmasked); payload left as is. */
 function frame (opcode: number, payloadLength: number, { fin = true, masked = false } = {}): Buffer {

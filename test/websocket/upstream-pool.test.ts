@@ -1,6 +1,7 @@
 // Round robin, ejection, sid stickiness, cookie fallback: the pool without a server.
 import t from 'tap'
-import { clientAddress, cookieValue, engineSid, isEngineHandshake, SidSniffer, UpstreamPool } from '../../src/gateway/upstream-pool.js'
+import { cookieValue, engineSid, isEngineHandshake, SidSniffer } from '../../src/gateway/balance/engine-io.js'
+import { clientAddress, UpstreamPool } from '../../src/gateway/balance/upstream-pool.js'
 
 t.test('round robin over the upstreams in rotation; ejected ones come back after ejectionMs', async (t) => {
   const pool = new UpstreamPool(['http://a', 'http://b', 'http://c'], { ejectionMs: 1000 })

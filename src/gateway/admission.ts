@@ -1,0 +1,93 @@
+// The first three stages of the pipeline, for HTTP requests and websocket upgrades alike:
+// the request-head checks, the judgement (route, policy, decision), and the answers corsgate
+// gives itself — preflights, enforced denials and its own errors. What admission answers never
+// reaches a plugin or the upstream; what it lets through is forwarded or tunnelled after the
+// user's plugins have run.
+import type { IncomingMessage } from 'node:http'
+import type { Config } from '../config/schema.js'
+import { denialAnswer, errorAnswer, preflightAnswer, type AnswerPlan } from './answers.js'
+import type { GatewayContext } from './context.js'
+import {
+  BadPathError, DuplicateHostError, NoRouteError, PayloadTooLargeError, ShuttingDownError,
+  TooManyHeadersError, UndecodablePathError, UpgradeRefusedError
+} from './errors.js'
+import { isEncrypted } from './forwarded.js'
+import { decodePath, isAmbiguousPath, judgeRequest, requestKind, type Judgement } from './judge.js'
+
+/** The methods corsgate proxies (those @fastify/http-proxy forwards by default); others get 404. */
+export const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const
+const PROXIED = new Set<string>(PROXIED_METHODS)
+
+export interface Admission {
+  readonly state: Judgement
+  /** corsgate's own answer; undefined when the request goes on to the plugins and the upstream. */
+  readonly answer: AnswerPlan | undefined
+}
+
+const kAdmission = Symbol('corsgate.admission')
+type AdmittedRequest = IncomingMessage & { [kAdmission]?: Admission }
+
+/**
+ * Admits a request once (the result is kept on the request, so every later stage — Fastify's
+ * router, corsgate's hooks — reads the same judgement). `upgrade`: an HTTP upgrade request.
+ */
+export function admit (ctx: Pick<GatewayContext, 'config' | 'store' | 'routes' | 'isClosing'>, req: IncomingMessage, upgrade: boolean): Admission {
+  const known = (req as AdmittedRequest)[kAdmission]
+  if (known !== undefined) return known
+  const kind = requestKind({ method: req.method!, headers: req.headers }, upgrade)
+  const state = judgeRequest(ctx, { method: req.method!, url: req.url!, headers: req.headers, encrypted: isEncrypted(req) }, kind)
+  const admission: Admission = { state, answer: answerFor(ctx, req, state) }
+  ;(req as AdmittedRequest)[kAdmission] = admission
+  return admission
+}
+
+/** The admission already made for `req`, if any. */
+export function admitted (req: IncomingMessage): Admission | undefined {
+  return (req as AdmittedRequest)[kAdmission]
+}
+
+function answerFor (ctx: Pick<GatewayContext, 'config' | 'isClosing'>, req: IncomingMessage, state: Judgement): AnswerPlan | undefined {
+  if (ctx.isClosing()) return errorAnswer(new ShuttingDownError(), state)
+  // Refused before the judgement counts: no CORS headers for a head that cannot be trusted.
+  const headError = requestHeadError(req.rawHeaders, ctx.config)
+  if (headError !== undefined) return errorAnswer(headError, undefined)
+  if (isAmbiguousPath(state.path)) return errorAnswer(new BadPathError(), state)
+  if (state.path.includes('%') && decodePath(state.path) === undefined) return errorAnswer(new UndecodablePathError(), state)
+  if (state.kind === 'websocket') return upgradeAnswer(req, state)
+  if (state.decision.reject) return denialAnswer(state)
+  // Preflights are answered here and never forwarded (SPEC "Preflight").
+  if (state.kind === 'preflight') return preflightAnswer(state, req.headers)
+  if (state.route === undefined || !PROXIED.has(req.method!)) return errorAnswer(new NoRouteError(), state)
+  const length = req.headers['content-length']
+  const limit = ctx.config.server.bodyLimit
+  if (length !== undefined && Number(length) > limit) return errorAnswer(new PayloadTooLargeError(String(limit)), state)
+  return undefined
+}
+
+function upgradeAnswer (req: IncomingMessage, state: Judgement): AnswerPlan | undefined {
+  // Only websocket upgrades are proxied: `h2c` and others would hand the connection to a
+  // protocol nothing here judges.
+  const upgrade = req.headers.upgrade
+  if (req.method !== 'GET' || typeof upgrade !== 'string' || upgrade.toLowerCase() !== 'websocket') {
+    return errorAnswer(new UpgradeRefusedError('only GET websocket upgrades are accepted'), state)
+  }
+  if (state.decision.reject) return denialAnswer(state)
+  if (state.route === undefined) return errorAnswer(new NoRouteError(), state)
+  if (!state.route.websocket) return errorAnswer(new UpgradeRefusedError('websocket upgrades are not enabled on this route'), state)
+  return undefined
+}
+
+/**
+ * A request head corsgate refuses although Node's parser accepted it: more header lines than
+ * `server.maxHeadersCount` (431), or more than one `Host` (400, RFC 9112 §3.2: the route is
+ * chosen by Host, and Node silently keeps only the first one).
+ */
+export function requestHeadError (rawHeaders: readonly string[], config: Pick<Config, 'server'>): Error | undefined {
+  if (rawHeaders.length / 2 > config.server.maxHeadersCount) return new TooManyHeadersError(String(config.server.maxHeadersCount))
+  let hosts = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return new DuplicateHostError()
+  }
+  return undefined
+}
