@@ -1,9 +1,14 @@
 // Starts a real corsgate (public + admin servers on port 0) from a config object.
 import { Writable } from 'node:stream'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import { stringify } from 'yaml'
+import type { FastifyInstance } from 'fastify'
+import { GatewayMetrics } from '../../src/admin/metrics.js'
 import { parseConfig } from '../../src/config/load.js'
-import { startGateway, type RunningGateway } from '../../src/server.js'
+import { buildGateway } from '../../src/gateway/app.js'
+import { RouteTable } from '../../src/gateway/route-table.js'
+import { startGateway, type RunningGateway, type StartOptions } from '../../src/server.js'
+import { PolicyStore } from '../../src/sources/policy-store.js'
 
 export interface TestGateway extends RunningGateway {
   /** Parsed NDJSON log lines written so far. */
@@ -17,6 +22,7 @@ export interface GatewayConfigInput {
   redis?: Record<string, unknown>
   log?: Record<string, unknown>
   websocket?: Record<string, unknown>
+  plugins?: Array<Record<string, unknown>>
 }
 
 /** A config document: servers on port 0 and loopback, the given policies and routes. */
@@ -27,13 +33,14 @@ export function testConfigYaml (input: GatewayConfigInput): string {
     log: { level: 'info', ...input.log },
     ...(input.redis === undefined ? {} : { redis: input.redis }),
     ...(input.websocket === undefined ? {} : { websocket: input.websocket }),
+    ...(input.plugins === undefined ? {} : { plugins: input.plugins }),
     policies: input.policies ?? { default: { origins: ['https://app.example.com'] } },
     routes: input.routes ?? []
   })
 }
 
-export async function startTestGateway (input: GatewayConfigInput, env: Record<string, string> = {}): Promise<TestGateway> {
-  const loaded = parseConfig(testConfigYaml(input), 'test.yaml', env)
+/** A pino logger whose lines are parsed into `logs`. */
+function capturingLogger (level: string): { logger: Logger, logs: Array<Record<string, unknown>> } {
   const logs: Array<Record<string, unknown>> = []
   const sink = new Writable({
     write (chunk: Buffer, _enc, cb) {
@@ -41,7 +48,32 @@ export async function startTestGateway (input: GatewayConfigInput, env: Record<s
       cb()
     }
   })
-  const logger = pino({ level: loaded.config.log.level }, sink)
-  const running = await startGateway({ loaded, logger })
+  return { logger: pino({ level }, sink) as Logger, logs }
+}
+
+export async function startTestGateway (input: GatewayConfigInput, env: Record<string, string> = {}, extra: Pick<StartOptions, 'plugins'> = {}): Promise<TestGateway> {
+  const loaded = parseConfig(testConfigYaml(input), 'test.yaml', env)
+  const { logger, logs } = capturingLogger(loaded.config.log.level)
+  const running = await startGateway({ loaded, logger, ...extra })
   return Object.assign(running, { logs })
+}
+
+/**
+ * The public gateway alone, built but not listening, as code that embeds corsgate gets it from
+ * `buildGateway`: hooks and plugins can still be added before `listen`.
+ */
+export async function buildTestGateway (input: GatewayConfigInput): Promise<{ app: FastifyInstance, logs: Array<Record<string, unknown>>, listen: () => Promise<string> }> {
+  const loaded = parseConfig(testConfigYaml(input), 'test.yaml', {})
+  const { config } = loaded
+  const { logger, logs } = capturingLogger(config.log.level)
+  const app = await buildGateway({ config, store: new PolicyStore(loaded), routes: new RouteTable(config.routes), metrics: new GatewayMetrics(), logger, isClosing: () => false })
+  return {
+    app,
+    logs,
+    listen: async () => {
+      await app.listen({ host: '127.0.0.1', port: 0 })
+      const address = app.server.address() as { port: number }
+      return `http://127.0.0.1:${address.port}`
+    }
+  }
 }
