@@ -47,6 +47,7 @@ await new Promise((resolve) => {
     while (sent < due) { sent++; void one() }
   }, 1)
 })
+// eslint-disable-next-line no-unmodified-loop-condition -- the requests in flight change it
 while (inflight > 0) await new Promise((resolve) => setTimeout(resolve, 5))
 await pool.close()
 

@@ -15,6 +15,8 @@ import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { Agent, request } from 'undici'
 import WebSocket, { WebSocketServer } from 'ws'
+import type { EntryError } from '../src/policy/compile.js'
+import { buildSnapshot } from '../src/policy/snapshot.js'
 import { startTestGateway } from '../test/helpers/gateway.js'
 import { startRedis, type TestRedis } from '../test/helpers/redis-server.js'
 import { startUpstream } from '../test/helpers/upstream.js'
@@ -125,6 +127,7 @@ const mix: Array<() => Promise<void>> = [
 ]
 
 async function worker (seed: number): Promise<void> {
+  // eslint-disable-next-line no-unmodified-loop-condition -- the stop timer sets it
   for (let i = seed; !stopping; i++) await mix[i % mix.length]!()
 }
 
@@ -141,7 +144,11 @@ async function reload (): Promise<void> {
     else await redis.client.srem(key, `https://rotating-${(reloads - 1) % 5}.example.com`)
     await redis.client.publish(`${PREFIX}reload`, 'default')
   } else {
-    gw.store.replaceLive(new Map([['default', { allow: [{ value: origin, source: 'redis', where: 'soak' }], deny: [] }]]), 'redis')
+    // In process: the swap a Redis reload makes, without Redis.
+    const live = new Map([['default', { allow: [{ value: origin, source: 'redis', where: 'soak' }], deny: [] }]])
+    const errors: EntryError[] = []
+    const { config, envOrigins } = gw.store.loaded
+    gw.store.swap(buildSnapshot({ config, envOrigins, live, version: gw.store.snapshot.version + 1 }, errors), live, 'redis', errors)
   }
 }
 const reloadTimer = setInterval(() => { void reload().catch((err: Error) => unexpected.push({ kind: 'allowed', what: `reload: ${err.message}` })) }, RELOAD_EVERY_MS)
@@ -196,7 +203,7 @@ const report = {
   seconds: SECONDS,
   warmupSeconds: WARMUP,
   concurrency: CONCURRENCY,
-  reloadSource: redis === undefined ? 'in-process replaceLive' : 'redis-server (SADD/SREM + PUBLISH)',
+  reloadSource: redis === undefined ? 'in-process snapshot swap' : 'redis-server (SADD/SREM + PUBLISH)',
   requests: total,
   requestsPerSecond: Math.round(total / SECONDS),
   counts,

@@ -126,7 +126,7 @@ export const configSchema = z.strictObject({
     required: z.boolean().default(false),
     passwordFile: z.string().optional(),
     tlsCaFile: z.string().optional(),
-    sentinels: z.array(z.strictObject({ host: z.string(), port: port })).min(1).optional(),
+    sentinels: z.array(z.strictObject({ host: z.string(), port })).min(1).optional(),
     name: z.string().optional(),
     // Database index; a `/N` path in the URL wins.
     db: z.number().int().min(0).optional(),

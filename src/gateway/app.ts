@@ -269,8 +269,7 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   const tunnels = new TunnelSet({ maxMessageBytes, closeGraceMs, idleTimeoutMs, metrics: opts.metrics, logger: opts.logger })
   const pipeline = new Pipeline(opts, new Forwarder(opts, rules, agent), new Handshakes(opts, rules, tunnels))
 
-  let app: FastifyInstance | undefined
-  const fastify = Fastify({
+  const app: FastifyInstance = Fastify({
     ...fastifyOptions(config, opts.logger as unknown as FastifyBaseLogger),
     serverFactory: (handler) => {
       const server = createPublicServer(config)
@@ -278,7 +277,7 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         // A throw here would be an uncaught exception in the server: never let one out.
         try {
-          pipeline.upgrade(req, socket, head, (r, s) => { app!.routing(r, s) })
+          pipeline.upgrade(req, socket, head, (r, s) => { app.routing(r, s) })
         } catch (err) {
           opts.logger.error({ err, path: req.url?.split('?')[0] }, 'unexpected error in websocket upgrade')
           writeAnswerToSocket(socket, errorAnswer(new UnexpectedError(), undefined))
@@ -287,7 +286,6 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
       return server
     }
   })
-  app = fastify
   app.decorate('websockets', tunnels)
   app.decorateRequest('corsgate', null)
   // onClose runs once every client connection has ended, so an upstream request still pending
@@ -318,16 +316,15 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   const ownRoutes = new Set<unknown>()
   app.addHook('onRoute', (route) => { if (!ownRoutes.has(route.handler)) foreignRoutes++ })
 
-  const scoped = await registerPlugins(app, opts.plugins ?? [], opts.routes.routes, (scope, routes, constraint) => {
+  const scoped = await registerPlugins(app, opts.plugins ?? [], opts.routes.routes, (scope, _routes, constraint) => {
     const handler = function (request: FastifyRequest, reply: FastifyReply): void { pipeline.handle(request, reply) }
     ownRoutes.add(handler)
     const constraints = constraint === undefined ? undefined : { corsgateRoute: constraint }
     for (const url of ['/', '/*']) scope.route({ method: [...PROXIED_METHODS], url, handler, ...(constraints === undefined ? {} : { constraints }) })
-    void routes
   }, (req) => admit(opts, req, (req as PipelineRequest)[kUpgrade] !== undefined).state.route, opts.configFile)
 
   app.addHook('onReady', async function () {
-    const watched = instanceHookCount(app!) > OWN_HOOKS || foreignRoutes > 0
+    const watched = instanceHookCount(app) > OWN_HOOKS || foreignRoutes > 0
     pipeline.useShortcuts(watched ? [] : opts.routes.routes.filter((r) => !scoped.has(r)))
   })
   return app

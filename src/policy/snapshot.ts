@@ -1,8 +1,8 @@
 // A `PolicySnapshot` is every compiled policy at one moment. It is built off to the side and
 // swapped in whole; a request keeps the snapshot it started with.
 import type { Config } from '../config/schema.js'
-import { compilePolicy, fileEntries, parseEntries, type CompiledPolicy, type EntryError, type RawEntry } from './compile.js'
-import type { MatcherEntry } from './matcher.js'
+import { allowRule, compilePolicyWith, fileEntries, parseEntries, type CompiledPolicy, type EntryError, type RawEntry } from './compile.js'
+import { OriginMatcherBuilder, type MatcherEntry, type OriginMatcher } from './matcher.js'
 import { OriginPatternError, parseOriginPattern, type OriginPattern } from './origin-pattern.js'
 
 /** Live entries of one policy from a dynamic source (Redis). */
@@ -27,19 +27,70 @@ export interface SnapshotInput {
 }
 
 /**
- * Compiles every policy of the config, each with its live entries added. Bad live entries are
- * reported in `errors` and skipped; the rest loads.
+ * The one snapshot build, as steps: a generator that compiles every policy of the config, each
+ * with its live entries added, and yields after each batch of entries — a place where a caller
+ * may pause. `buildSnapshot` runs it whole; the Redis source runs it in slices
+ * (sources/sliced-build.ts) so a large whitelist compiles without blocking requests. Bad live
+ * entries are reported in `errors` and skipped; the rest loads. With a `cache`, pattern texts
+ * parsed by an earlier build are not parsed again.
  */
-export function buildSnapshot ({ config, envOrigins, live, version }: SnapshotInput, errors: EntryError[]): PolicySnapshot {
+export function * snapshotBuild ({ config, envOrigins, live, version }: SnapshotInput, errors: EntryError[], cache?: PatternCache): Generator<void, PolicySnapshot> {
   const policies = new Map<string, CompiledPolicy>()
   for (const [name, policy] of Object.entries(config.policies)) {
     const file = fileEntries(name, policy, name === 'default' ? envOrigins : [])
     const extra = live?.get(name)
-    const allow = parseEntries(extra === undefined ? file.allow : [...file.allow, ...extra.allow], errors)
-    const deny = parseEntries(extra === undefined ? file.deny : [...file.deny, ...extra.deny], errors)
-    policies.set(name, compilePolicy({ name, config: policy, allow, deny }, errors))
+    const allow = yield * parseStep(extra === undefined ? file.allow : [...file.allow, ...extra.allow], errors, cache)
+    const deny = yield * parseStep(extra === undefined ? file.deny : [...file.deny, ...extra.deny], errors, cache)
+    const allowMatcher = yield * matcherStep(allow, allowRule(name, policy, errors))
+    const denyMatcher = yield * matcherStep(deny, undefined)
+    policies.set(name, compilePolicyWith(name, policy, allowMatcher, denyMatcher))
   }
+  cache?.rotate()
   return { policies, builtAt: Date.now(), version }
+}
+
+/** `snapshotBuild` run whole, at once. */
+export function buildSnapshot (input: SnapshotInput, errors: EntryError[], cache?: PatternCache): PolicySnapshot {
+  const steps = snapshotBuild(input, errors, cache)
+  let step = steps.next()
+  while (step.done !== true) step = steps.next()
+  return step.value
+}
+
+const PARSE_BATCH = 256
+const MATCHER_BATCH = 512
+
+function * parseStep (raw: readonly RawEntry[], errors: EntryError[], cache: PatternCache | undefined): Generator<void, MatcherEntry[]> {
+  const out: MatcherEntry[] = []
+  for (let i = 0; i < raw.length; i += PARSE_BATCH) {
+    const end = Math.min(i + PARSE_BATCH, raw.length)
+    if (cache === undefined) {
+      for (const entry of parseEntries(raw.slice(i, end), errors)) out.push(entry)
+    } else {
+      for (let j = i; j < end; j++) {
+        const r = raw[j]!
+        const entry = cache.entry(r)
+        if (entry instanceof OriginPatternError) errors.push({ where: r.where, value: r.value, message: entry.message })
+        else out.push(entry)
+      }
+    }
+    yield
+  }
+  return out
+}
+
+/** The matcher of `entries` (those `keep` accepts), built in batches. */
+function * matcherStep (entries: readonly MatcherEntry[], keep: ((e: MatcherEntry) => boolean) | undefined): Generator<void, OriginMatcher> {
+  const builder = new OriginMatcherBuilder()
+  for (let i = 0; i < entries.length; i += MATCHER_BATCH) {
+    const end = Math.min(i + MATCHER_BATCH, entries.length)
+    for (let j = i; j < end; j++) {
+      const entry = entries[j]!
+      if (keep === undefined || keep(entry)) builder.add(entry)
+    }
+    yield
+  }
+  return builder.build()
 }
 
 /**
@@ -52,10 +103,6 @@ export function buildSnapshot ({ config, envOrigins, live, version }: SnapshotIn
 export class PatternCache {
   private previous = new Map<string, CachedPattern>()
   private current = new Map<string, CachedPattern>()
-
-  parse (text: string): OriginPattern | OriginPatternError {
-    return this.lookup(text).parsed
-  }
 
   /** The matcher entry for `r`, shared with earlier builds when nothing about it changed. */
   entry (r: RawEntry): MatcherEntry | OriginPatternError {

@@ -39,16 +39,6 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     return this.live
   }
 
-  /**
-   * Replaces every live entry with `live` (a full resync, never a patch), compiles a new
-   * snapshot to the side and swaps it in. Bad entries are skipped, logged and reported.
-   */
-  replaceLive (live: ReadonlyMap<string, LiveEntries>, source: string): ReloadRecord {
-    const errors: EntryError[] = []
-    const next = buildSnapshot({ config: this.loaded.config, envOrigins: this.loaded.envOrigins, live, version: this.current.version + 1 }, errors)
-    return this.swap(next, live, source, errors)
-  }
-
   /** Swaps in a snapshot compiled elsewhere (e.g. in slices); `errors` are its skipped entries. */
   swap (next: PolicySnapshot, live: ReadonlyMap<string, LiveEntries> | undefined, source: string, errors: EntryError[]): ReloadRecord {
     for (const e of errors) {

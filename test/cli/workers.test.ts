@@ -19,7 +19,7 @@ t.test('two workers serve one port; SIGTERM to the primary drains both and exits
   // the same ephemeral port, so the test picks a free pair.)
   const adminPort = await freePortPair()
   writeFileSync(file, testConfigYaml({ server: { workers: 2 }, policies: { default: { origins: ['https://app.example.com'] } }, routes: [{ path: '/', upstream: upstream.url }] })
-    .replace(/^admin:.*(\n  .*)*/m, `admin: { host: 127.0.0.1, port: ${adminPort} }`))
+    .replace(/^admin:.*(\n {2}.*)*/m, `admin: { host: 127.0.0.1, port: ${adminPort} }`))
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const lines: Array<Record<string, any>> = []

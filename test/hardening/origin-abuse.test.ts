@@ -27,7 +27,7 @@ t.test('abusive Origin headers are denied or refused, never reflected', async (t
     ['a comma list', `Origin: ${ORIGIN}, https://evil.example\r\n`],
     ['a comma list without a space', `Origin: ${ORIGIN},https://evil.example\r\n`],
     ['a space-separated list (an origin list of the old RFC 6454)', `Origin: ${ORIGIN} https://evil.example\r\n`],
-    ['a tab inside the value', `Origin: https://app.example.com\thttps://evil.example\r\n`],
+    ['a tab inside the value', 'Origin: https://app.example.com\thttps://evil.example\r\n'],
     ['a trailing dot on the host', 'Origin: https://app.example.com.\r\n'],
     ['upper case', 'Origin: HTTPS://APP.EXAMPLE.COM\r\n'],
     ['an explicit default port', 'Origin: https://app.example.com:443\r\n'],

@@ -36,7 +36,7 @@ t.test('upgrade requests get the same head checks as HTTP requests', async (t) =
   const cases: Array<[string, string, number, string?, string?]> = [
     ['an ambiguous path', '', 400, '/ws/../admin'],
     ['an encoded slash', '', 400, '/ws/%2e%2e/admin'],
-    ['two Origin lines', `Origin: https://evil.example\r\n`, 403],
+    ['two Origin lines', 'Origin: https://evil.example\r\n', 403],
     ['a comma list Origin', '', 403, '/ws/chat', `${ORIGIN}, https://evil.example`],
     ['Content-Length with Transfer-Encoding', 'Content-Length: 4\r\nTransfer-Encoding: chunked\r\n', 400],
     ['obs-fold', 'X-A: 1\r\n folded\r\n', 400]

@@ -69,7 +69,7 @@ t.test('websocket-only and upgrading sessions spread and stay where they started
 })
 
 t.test('with cookies, the corsgate_upstream cookie pins a client whose sid this process does not know', async (t) => {
-  const { a, b, gw } = await twoSocketIoUpstreams(t)
+  const { gw } = await twoSocketIoUpstreams(t)
   const res = await fetch(`${gw.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: ORIGIN } })
   const cookies = res.headers.getSetCookie()
   const sticky = cookies.find((c) => c.startsWith('corsgate_upstream='))

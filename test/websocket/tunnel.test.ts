@@ -1,10 +1,9 @@
 // Plain websockets through the gateway: the upgrade as it came, frames and close codes both ways.
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
 import t from 'tap'
-import WebSocket, { WebSocketServer } from 'ws'
+import WebSocket from 'ws'
 import { deadPort } from '../helpers/upstream.js'
 import { startWsEcho as startWsUpstream, type WsUpstream } from '../helpers/ws-upstream.js'
 import { startTestGateway } from '../helpers/gateway.js'

@@ -61,4 +61,3 @@ export class SidSniffer {
 export function stickyCookie (key: string, path: string, secure: boolean): string {
   return `${STICKY_COOKIE}=${key}; Path=${path}; HttpOnly; ${secure ? 'SameSite=None; Secure' : 'SameSite=Lax'}`
 }
-

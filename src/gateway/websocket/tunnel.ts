@@ -166,4 +166,3 @@ export class Tunnel {
     this.set.delete(this)
   }
 }
-
