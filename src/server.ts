@@ -51,7 +51,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   let closing = false
   const isClosing = (): boolean => closing
   const store = new PolicyStore(loaded, logger)
-  const routes = new RouteTable(config.routes)
+  const routes = new RouteTable(config.routes, config.server.upstreamConnections)
   metrics.observeReload(store.snapshot, store.lastReload)
   store.on('swap', (snapshot, record) => metrics.observeReload(snapshot, record))
   store.on('entryError', (_e, source) => metrics.skippedEntries.inc({ source }))

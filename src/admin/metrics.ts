@@ -87,6 +87,9 @@ export class GatewayMetrics {
   readonly skippedEntries: Counter<'source'>
   readonly redisConnected: Gauge
   readonly openWebsockets: Gauge<'route'>
+  readonly slowClients: Counter<'direction'>
+  readonly bufferedToFile: Counter<'direction'>
+  readonly shieldRefusals: Counter<'route' | 'reason'>
   /** route → kind → totals (bounded: routes × kinds, and decisions × reasons within). */
   private readonly series = new Map<string, Map<RequestKind, RequestSeries>>()
 
@@ -116,6 +119,9 @@ export class GatewayMetrics {
     this.skippedEntries = new Counter({ name: 'corsgate_policy_invalid_entries_total', help: 'Invalid origin entries skipped, by source', labelNames: ['source'], registers })
     this.redisConnected = new Gauge({ name: 'corsgate_redis_connected', help: '1 when the Redis source is connected, 0 otherwise', registers })
     this.openWebsockets = new Gauge({ name: 'corsgate_open_websockets', help: 'Websockets currently open through the gateway', labelNames: ['route'], registers })
+    this.slowClients = new Counter({ name: 'corsgate_slow_clients_cut_total', help: 'Clients cut for sending their body (request) or reading the answer (response) below the data-rate floor', labelNames: ['direction'], registers })
+    this.bufferedToFile = new Counter({ name: 'corsgate_buffered_to_file_total', help: 'Request bodies and answers that outgrew the memory buffer and went to a temporary file', labelNames: ['direction'], registers })
+    this.shieldRefusals = new Counter({ name: 'corsgate_backend_protection_refusals_total', help: 'Requests refused to protect the upstream: queue_full (503), client_in_flight (429), client_connections (connection closed)', labelNames: ['route', 'reason'], registers })
   }
 
   /** Counts one finished request and its duration. */

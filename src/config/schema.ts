@@ -58,7 +58,21 @@ export const routeSchema = z.strictObject({
   // `session` spreads round robin and follows the engine.io sid (learnt by this process) or the
   // corsgate_upstream cookie; `client-address` hashes the client's address (nginx `ip_hash`), so
   // every corsgate process and worker agrees without cookies or shared state.
-  sticky: z.enum(['session', 'client-address']).default('session')
+  sticky: z.enum(['session', 'client-address']).default('session'),
+  // Backend protection (docs "Hardening"): a request body is received whole before an
+  // upstream connection is taken (nginx `proxy_request_buffering on`); turn off for streaming
+  // uploads, at the price of a slow client holding an upstream connection while it sends.
+  requestBuffering: z.boolean().default(true),
+  // The upstream's answer is taken as fast as the upstream sends it, and kept (memory, then a
+  // temporary file) for a client that reads slower (nginx `proxy_buffering on`). Streams
+  // (Server-Sent Events, long-polls) still pass each chunk on as it comes.
+  responseBuffering: z.boolean().default(true),
+  // Connections to each of this route's upstreams at most; server.upstreamConnections when unset.
+  // Match it to the backend's workers: 1 for `php artisan serve`, pm.max_children for php-fpm.
+  upstreamConnections: z.number().int().positive().optional(),
+  // Requests waiting for one of those connections at most (Envoy `max_pending_requests`);
+  // past it, 503 at once. Time spent waiting counts against timeoutMs.
+  maxPending: z.number().int().min(0).default(1024)
 })
 
 export const websocketSchema = z.strictObject({
@@ -105,6 +119,26 @@ export const configSchema = z.strictObject({
     shutdownGraceMs: ms.default(10_000),
     upstreamCaFile: z.string().optional(),
     upstreamConnections: z.number().int().positive().default(128),
+    // Bodies and answers kept in memory up to memoryBytes each, then in a temporary file in
+    // tempDir (the OS's when unset); an answer larger than maxFileBytes falls back to flow
+    // control (the upstream waits for the client).
+    buffering: z.strictObject({
+      memoryBytes: z.number().int().min(0).default(64 * 1024),
+      maxFileBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+      tempDir: z.string().min(1).optional()
+    }).prefault({}),
+    // A client that sends its body, or reads the answer, slower than this after graceMs is cut
+    // (Kestrel's MinRequestBodyDataRate / MinResponseDataRate: 240 bytes/s after 5 s). 0 disables.
+    minDataRate: z.strictObject({
+      bytesPerSecond: z.number().int().min(0).default(240),
+      graceMs: ms.default(5_000)
+    }).prefault({}),
+    // Per client address (the first X-Forwarded-For entry behind trustProxy; the peer otherwise):
+    // open connections (refused on accept) and requests in flight (429). 0 = no limit.
+    perClient: z.strictObject({
+      maxConnections: z.number().int().min(0).default(0),
+      maxInFlight: z.number().int().min(0).default(0)
+    }).prefault({}),
     // Processes serving the public port (node:cluster; admin of worker i on admin.port + i).
     // 1 = a single process, as in a container; see README "Performance" "Workers".
     workers: z.number().int().min(1).max(256).default(1)

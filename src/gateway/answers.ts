@@ -84,7 +84,8 @@ function headerText (value: string | string[] | number | undefined): string | un
  * still holds the upstream's.
  */
 export function writeAnswer (res: ServerResponse, plan: AnswerPlan, close: boolean): void {
-  const headers: OutgoingHttpHeaders = { ...plan.headers }
+  // A plan is made for one answer, so its headers are written as they are.
+  const headers: OutgoingHttpHeaders = plan.headers
   if (plan.body !== '' || headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(plan.body)
   if (close) headers.connection = 'close'
   res.writeHead(plan.status, STATUS_CODES[plan.status], headers)

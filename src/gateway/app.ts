@@ -21,12 +21,13 @@ import type { Config } from '../config/schema.js'
 import { admit, admitted, PROXIED_METHODS } from './admission.js'
 import { addCorsHeaders, errorAnswer, writeAnswer, writeAnswerToSocket, type AnswerPlan } from './answers.js'
 import type { GatewayContext } from './context.js'
-import { HeadersTooLargeError, MalformedRequestError, NoRouteError, RequestTimeoutError, UnexpectedError, type AnswerableError } from './errors.js'
+import { HeadersTooLargeError, MalformedRequestError, NoRouteError, RequestTimeoutError, TooManyInFlightError, UnexpectedError, type AnswerableError } from './errors.js'
 import { Forwarder, RawSink, ReplySink } from './forward.js'
 import type { Judgement } from './judge.js'
 import { registerPlugins, type GatewayPlugin } from './plugins.js'
 import { directRequestId, recordRequest } from './request-log.js'
 import type { Route } from './route-table.js'
+import { ClientLimits } from './shield/client-limits.js'
 import { UpstreamRules } from './upstream-request.js'
 import { Handshakes } from './websocket/handshake.js'
 import { CLOSE_GOING_AWAY, TunnelSet } from './websocket/tunnel.js'
@@ -150,7 +151,8 @@ class Pipeline {
   constructor (
     private readonly ctx: GatewayContext,
     readonly forwarder: Forwarder,
-    readonly handshakes: Handshakes
+    readonly handshakes: Handshakes,
+    readonly clients: ClientLimits
   ) {
     this.logRequests = ctx.logger.isLevelEnabled('info')
   }
@@ -163,6 +165,12 @@ class Pipeline {
   request (req: IncomingMessage, res: ServerResponse, fastify: (req: IncomingMessage, res: ServerResponse) => void): void {
     const { state, answer } = admit(this.ctx, req, false)
     if (answer !== undefined) return this.answer(req, res, state, answer)
+    const leave = this.clients.enter(req)
+    if (leave === undefined) {
+      this.ctx.metrics.shieldRefusals.inc({ route: state.route!.label, reason: 'client_in_flight' })
+      return this.answer(req, res, state, errorAnswer(new TooManyInFlightError(), state))
+    }
+    res.once('close', leave)
     if (this.shortcuts.has(state.route!)) return this.forwarder.forward(req, res, new RawSink(req, res, state, this.ctx.isClosing), state)
     fastify(req, res)
   }
@@ -267,12 +275,15 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   const agent = rules.createAgent(config.server.upstreamConnections)
   const { maxMessageBytes, idleTimeoutMs, closeGraceMs } = config.websocket
   const tunnels = new TunnelSet({ maxMessageBytes, closeGraceMs, idleTimeoutMs, metrics: opts.metrics, logger: opts.logger })
-  const pipeline = new Pipeline(opts, new Forwarder(opts, rules, agent), new Handshakes(opts, rules, tunnels))
+  const { perClient, trustProxy } = config.server
+  const clients = new ClientLimits(perClient.maxConnections, perClient.maxInFlight, trustProxy, (reason) => { opts.metrics.shieldRefusals.inc({ route: 'none', reason }) })
+  const pipeline = new Pipeline(opts, new Forwarder(opts, rules, agent), new Handshakes(opts, rules, tunnels), clients)
 
   const app: FastifyInstance = Fastify({
     ...fastifyOptions(config, opts.logger as unknown as FastifyBaseLogger),
     serverFactory: (handler) => {
       const server = createPublicServer(config)
+      clients.attach(server)
       server.on('request', (req: IncomingMessage, res: ServerResponse) => { pipeline.request(req, res, handler) })
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         // A throw here would be an uncaught exception in the server: never let one out.

@@ -11,6 +11,9 @@ export interface RequestMetrics {
   recordRequest: (route: string, kind: RequestKind, decision: string, reason: string, seconds: number) => void
   upstreamErrors: { inc: (labels: { route: string, kind: string }) => void }
   openWebsockets: { inc: (labels: { route: string }) => void, dec: (labels: { route: string }) => void }
+  slowClients: { inc: (labels: { direction: 'request' | 'response' }) => void }
+  bufferedToFile: { inc: (labels: { direction: 'request' | 'response' }) => void }
+  shieldRefusals: { inc: (labels: { route: string, reason: string }) => void }
 }
 
 export interface GatewayContext {

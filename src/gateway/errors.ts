@@ -16,6 +16,9 @@ export const UpgradeRefusedError = createError('CORSGATE_UPGRADE_REFUSED', '%s',
 export const RequestTimeoutError = createError('CORSGATE_REQUEST_TIMEOUT', 'request not received in time', 408)
 export const HeadersTooLargeError = createError('CORSGATE_HEADERS_TOO_LARGE', 'request headers too large', 431)
 export const MalformedRequestError = createError('CORSGATE_MALFORMED_REQUEST', '%s', 400)
+export const UpstreamBusyError = createError('CORSGATE_UPSTREAM_BUSY', 'upstream busy: too many requests waiting for a connection', 503)
+export const TooManyInFlightError = createError('CORSGATE_CLIENT_LIMIT', 'too many requests in flight from this client', 429)
+export const SlowClientError = createError('CORSGATE_SLOW_CLIENT', 'request body sent below the minimum data rate', 408)
 export const UnexpectedError = createError('CORSGATE_INTERNAL', 'unexpected error', 500)
 
 /** What every answer-worthy error carries (ours, Fastify's and a plugin's alike). */

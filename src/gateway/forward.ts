@@ -1,6 +1,9 @@
-// Forwarding an allowed request to its upstream with undici's `dispatch`: the body streamed as
-// it arrives, the upstream's answer streamed back with flow control, and the upstream's failures
-// turned into corsgate's answers. Where the answer goes is a sink: straight onto Node's response
+// Forwarding an allowed request to its upstream with undici's `dispatch`, shielding the
+// upstream from slow clients (docs "Hardening"): the body received whole first (or streamed,
+// per route), a slot taken at the upstream's gate (bounded connections and queue), the answer
+// taken as fast as the upstream sends it and kept for a slow reader (or passed with flow
+// control, per route), data-rate floors both ways, and the upstream's failures turned into
+// corsgate's answers. Where the answer goes is a sink: straight onto Node's response
 // (`RawSink`, for routes no plugin watches) or through Fastify's reply (`ReplySink`), so that
 // plugins' `onSend` hooks see it. Either way the same rules apply (upstream-request.ts,
 // answers.ts); undici does the HTTP work: pooling, keep-alive, parsing, timeouts.
@@ -11,10 +14,14 @@ import type { FastifyReply } from 'fastify'
 import { addCorsHeaders, errorAnswer, writeAnswer, type AnswerPlan } from './answers.js'
 import { pickUpstream, upstreamAnswered, upstreamFailed } from './balance/balancer.js'
 import type { GatewayContext } from './context.js'
-import { PayloadTooLargeError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { PayloadTooLargeError, SlowClientError, UpstreamBusyError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { forwarded } from './forwarded.js'
 import type { Judgement } from './judge.js'
 import { directRequestId, recordRequest } from './request-log.js'
+import type { Route } from './route-table.js'
+import { receiveBody, ResponseBuffer, type BufferedBody, type BufferLimits } from './shield/buffers.js'
+import { DataRateFloor, type Transfer } from './shield/data-rate.js'
+import { UpstreamGate } from './shield/upstream-gate.js'
 import type { UpstreamRules } from './upstream-request.js'
 import { upstreamResponseHeaders } from './upstream-request.js'
 
@@ -38,30 +45,38 @@ export interface AnswerSink {
 }
 
 export class Forwarder {
-  private readonly bodyLimit: number
+  readonly bodyLimit: number
+  readonly floor: DataRateFloor
+  readonly buffers: BufferLimits & { maxFileBytes: number }
+  readonly responseBuffers: BufferLimits & { maxFileBytes: number }
+  private readonly gates = new Map<Route, UpstreamGate[]>()
 
   constructor (readonly ctx: ForwarderContext, readonly rules: UpstreamRules, readonly agent: Dispatcher) {
-    this.bodyLimit = ctx.config.server.bodyLimit
+    const s = ctx.config.server
+    this.bodyLimit = s.bodyLimit
+    this.floor = new DataRateFloor(s.minDataRate.bytesPerSecond, s.minDataRate.graceMs, (direction) => {
+      ctx.metrics.slowClients.inc({ direction })
+    })
+    const limits = { memoryBytes: s.buffering.memoryBytes, maxFileBytes: s.buffering.maxFileBytes, tempDir: s.buffering.tempDir }
+    this.buffers = { ...limits, onSpill: () => { ctx.metrics.bufferedToFile.inc({ direction: 'request' }) } }
+    this.responseBuffers = { ...limits, onSpill: () => { ctx.metrics.bufferedToFile.inc({ direction: 'response' }) } }
   }
 
   /** Forwards a judged, allowed request with a route (admission has refused everything else). */
   forward (req: IncomingMessage, res: ServerResponse, sink: AnswerSink, state: Judgement): void {
     const route = state.route!
     const upstream = pickUpstream(route, req, this.rules.trustProxy)
-    const target = this.rules.target(route.upstreams[upstream]!)
-    const exchange = new Exchange(this, req, res, sink, state, upstream)
-    const headers = req.headers
-    const length = headers['content-length']
-    this.agent.dispatch({
-      origin: target.origin,
-      path: req.url!,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: this.rules.requestHeaders(req, target, false),
-      // Streamed as it arrives; a client that dies mid-upload aborts the upstream request.
-      body: headers['transfer-encoding'] !== undefined ? Readable.from(limited(req, this.bodyLimit), { objectMode: false }) : length !== undefined && length !== '0' ? req : null,
-      headersTimeout: route.timeoutMs,
-      bodyTimeout: route.timeoutMs
-    }, exchange)
+    new Exchange(this, req, res, sink, state, upstream).start()
+  }
+
+  /** The gate in front of upstream `i` of `route`. */
+  gate (route: Route, i: number): UpstreamGate {
+    let gates = this.gates.get(route)
+    if (gates === undefined) {
+      gates = route.upstreams.map(() => new UpstreamGate(route.upstreamConnections, route.maxPending))
+      this.gates.set(route, gates)
+    }
+    return gates[i]!
   }
 }
 
@@ -99,8 +114,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.controller?.resume()
   }
 
-  /** Whether the client came over https (to us, or to a trusted proxy in front). */
-  private readonly secure = (): boolean => isSecure(this.req, this.forwarder.rules.trustProxy)
+  /** The request body, when it was received whole before dispatch. */
+  private buffered: BufferedBody | undefined
+  /** What the client has not taken yet of the answer, when the route buffers answers. */
+  private backlog: ResponseBuffer | undefined
+  private pumping = false
+  private upstreamDone = false
+  /** The slot at the upstream's gate: given back once the upstream is done with the request. */
+  private holdsSlot = false
+  private cancelQueued: (() => void) | undefined
+  private queueTimer: NodeJS.Timeout | undefined
+  private unwatchUpload: (() => void) | undefined
+  private unwatchDownload: (() => void) | undefined
+  private written = 0
 
   constructor (
     private readonly forwarder: Forwarder,
@@ -111,6 +137,106 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly upstream: number
   ) {
     res.once('close', () => { this.finished() })
+  }
+
+  private get route (): Route {
+    return this.state.route!
+  }
+
+  /** The body first (when the route buffers it), then a slot at the upstream's gate, then dispatch. */
+  start (): void {
+    const headers = this.req.headers
+    const length = headers['content-length']
+    const hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+    if (!hasBody || !this.route.requestBuffering) {
+      if (hasBody) this.watchUpload()
+      return this.queue()
+    }
+    this.watchUpload()
+    receiveBody(this.req, this.forwarder.bodyLimit, this.forwarder.buffers).then((body) => {
+      this.unwatchUpload?.()
+      if (this.clientGone || this.res.destroyed) return body.dispose()
+      this.buffered = body
+      this.queue()
+    }, (error: Error) => {
+      this.unwatchUpload?.()
+      if (this.clientGone || this.res.destroyed) return
+      if (error instanceof PayloadTooLargeError) this.forwarder.ctx.metrics.upstreamErrors.inc({ route: this.route.label, kind: 'body_too_large' })
+      this.fail(error)
+    })
+  }
+
+  /** The request body is watched by the data-rate floor while it comes in. */
+  private watchUpload (): void {
+    const socket = this.req.socket
+    const base = socket.bytesRead
+    this.unwatchUpload = this.forwarder.floor.watch({
+      direction: 'request',
+      bytes: () => socket.bytesRead - base,
+      waiting: () => !this.req.complete,
+      cut: () => {
+        this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.route.label }, 'client sent its body too slowly: request cut')
+        this.fail(new SlowClientError())
+        this.controller?.abort(new SlowClientError())
+      }
+    })
+  }
+
+  private queue (): void {
+    const gate = this.forwarder.gate(this.route, this.upstream)
+    const { admitted, cancel } = gate.enter(() => { this.dispatch() })
+    if (admitted === 'full') {
+      this.forwarder.ctx.metrics.shieldRefusals.inc({ route: this.route.label, reason: 'queue_full' })
+      this.fail(new UpstreamBusyError())
+      return
+    }
+    if (admitted === 'queued') {
+      this.cancelQueued = cancel
+      // Time spent waiting counts against the route's timeout.
+      this.queueTimer = setTimeout(() => {
+        cancel()
+        this.cancelQueued = undefined
+        this.forwarder.ctx.metrics.upstreamErrors.inc({ route: this.route.label, kind: 'timeout' })
+        this.fail(new UpstreamTimeoutError())
+      }, this.route.timeoutMs)
+    }
+  }
+
+  private dispatch (): void {
+    this.holdsSlot = true
+    this.cancelQueued = undefined
+    clearTimeout(this.queueTimer)
+    if (this.clientGone || this.res.destroyed) return this.releaseSlot()
+    const { req, route } = this
+    const target = this.forwarder.rules.target(route.upstreams[this.upstream]!)
+    const headers = this.forwarder.rules.requestHeaders(req, target, false)
+    const timeout = Math.max(1, route.timeoutMs - Math.round(performance.now() - this.started))
+    let body: Dispatcher.DispatchOptions['body'] = null
+    if (this.buffered !== undefined) {
+      // Received whole: sent with its length, whatever framing the client used.
+      headers['content-length'] = String(this.buffered.length)
+      body = this.buffered.body()
+    } else if (req.headers['transfer-encoding'] !== undefined) {
+      body = Readable.from(limited(req, this.forwarder.bodyLimit), { objectMode: false })
+    } else if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') {
+      // Streamed as it arrives; a client that dies mid-upload aborts the upstream request.
+      body = req
+    }
+    this.forwarder.agent.dispatch({
+      origin: target.origin,
+      path: req.url!,
+      method: req.method as Dispatcher.HttpMethod,
+      headers,
+      body,
+      headersTimeout: timeout,
+      bodyTimeout: route.timeoutMs
+    }, this)
+  }
+
+  private releaseSlot (): void {
+    if (!this.holdsSlot) return
+    this.holdsSlot = false
+    this.forwarder.gate(this.route, this.upstream).leave()
   }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
@@ -127,7 +253,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.status = statusCode
     const head = upstreamResponseHeaders(headers, this.state.policy.config.stripUpstreamCors)
-    this.observer = upstreamAnswered(this.state.route!, this.req, this.upstream, head, this.secure)
+    if (this.route.pool.balanced) this.observer = upstreamAnswered(this.route, this.req, this.upstream, head, () => isSecure(this.req, this.forwarder.rules.trustProxy))
     this.pendingHead = head
   }
 
@@ -135,7 +261,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone) return
     this.observer?.(chunk)
     if (this.pendingHead !== undefined && !this.writeHead()) return
+    if (this.backlog !== undefined && (this.backlog.size > 0 || this.pumping)) {
+      if (!this.backlog.push(chunk)) controller.pause()
+      return
+    }
+    this.written += chunk.length
     if (this.sink.write(chunk)) return
+    if (this.route.responseBuffering) {
+      // The client is slower than the upstream: what comes next waits here, not at the upstream.
+      this.backlog ??= new ResponseBuffer(this.forwarder.responseBuffers)
+      this.pumping = true
+      this.sink.onDrain(() => { void this.pump() })
+      return
+    }
     controller.pause()
     this.sink.onDrain(this.resume)
     // A client that stops reading would hold the upstream connection (and the upstream's
@@ -147,16 +285,59 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd (): void {
+    this.upstreamDone = true
+    this.releaseSlot()
     if (this.clientGone) return
     if (this.pendingHead !== undefined && !this.writeHead()) return
-    this.sink.end()
+    if (!this.pumping) this.sink.end()
+  }
+
+  /** Feeds the client from the backlog while it keeps up; ends the answer once all is out. */
+  private async pump (): Promise<void> {
+    const backlog = this.backlog!
+    try {
+      for (;;) {
+        if (this.clientGone) return
+        const chunk = await backlog.take()
+        if (chunk === undefined) break
+        if (this.clientGone) return
+        this.written += chunk.length
+        if (!this.sink.write(chunk)) {
+          this.sink.onDrain(() => { void this.pump() })
+          return
+        }
+      }
+      this.pumping = false
+      this.controller?.resume()
+      if (this.upstreamDone && !this.clientGone) this.sink.end()
+    } catch {
+      this.sink.cut()
+    }
+  }
+
+  /** The answer is watched by the data-rate floor once its head is out. */
+  private watchDownload (): void {
+    const res = this.res
+    const transfer: Transfer = {
+      direction: 'response',
+      bytes: () => this.written - res.writableLength,
+      waiting: () => res.writableLength > 0 || (this.backlog?.size ?? 0) > 0,
+      cut: () => {
+        this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.route.label }, 'client read the answer too slowly: response cut')
+        this.sink.cut()
+      }
+    }
+    this.unwatchDownload = this.forwarder.floor.watch(transfer)
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
+    this.upstreamDone = true
+    this.releaseSlot()
     // The client's connection is gone (a reset mid-upload fails the body stream undici reads).
     if (this.clientGone || this.res.destroyed) return
     const { ctx } = this.forwarder
     const route = this.state.route!
+    if (error instanceof SlowClientError) return
     if (error instanceof PayloadTooLargeError) {
       ctx.metrics.upstreamErrors.inc({ route: route.label, kind: 'body_too_large' })
       this.fail(error)
@@ -179,7 +360,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   private writeHead (): boolean {
     const head = this.pendingHead!
     this.pendingHead = undefined
-    if (this.sink.head(this.status, head)) return true
+    if (this.sink.head(this.status, head)) {
+      this.watchDownload()
+      return true
+    }
     // A header Node refuses to write (upstream-request.ts cleans values, not names).
     this.forwarder.ctx.logger.warn({ reqId: this.reqId(), route: this.state.route!.label, error: 'invalid response header' }, 'upstream error')
     this.sink.answer(errorAnswer(new UpstreamUnavailableError(), this.state))
@@ -196,10 +380,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The response is over (sent, or the client went away): abort the upstream side if needed, record. */
   private finished (): void {
     clearTimeout(this.stalled)
+    clearTimeout(this.queueTimer)
+    this.cancelQueued?.()
+    this.unwatchUpload?.()
+    this.unwatchDownload?.()
+    this.buffered?.dispose()
+    this.backlog?.dispose()
     if (!this.res.writableFinished) {
       this.clientGone = true
       this.controller?.abort(new Error('client closed the connection'))
     }
+    // Never dispatched (refused, or the client left while it waited): nothing to wait for.
+    if (this.controller === undefined) this.releaseSlot()
     if (!this.sink.records) return
     const { ctx } = this.forwarder
     const logRequests = ctx.logger.isLevelEnabled('info')

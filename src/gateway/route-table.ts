@@ -16,6 +16,11 @@ export interface Route {
   readonly websocket: boolean
   readonly policy: string
   readonly timeoutMs: number
+  readonly requestBuffering: boolean
+  readonly responseBuffering: boolean
+  /** Connections to each upstream at most, and requests that may wait for one (upstream-gate.ts). */
+  readonly upstreamConnections: number
+  readonly maxPending: number
   /** Label for logs and metrics: `host/path` or `path`. */
   readonly label: string
 }
@@ -25,7 +30,7 @@ export class RouteTable {
   private readonly byHost = new Map<string, Route[]>()
   private readonly anyHost: Route[]
 
-  constructor (configs: readonly RouteConfig[]) {
+  constructor (configs: readonly RouteConfig[], defaultConnections = 128) {
     this.routes = configs.map((r, index) => {
       const upstreams = (r.upstreams ?? [r.upstream!]).map((u) => u.replace(/\/+$/, ''))
       return {
@@ -38,6 +43,10 @@ export class RouteTable {
         websocket: r.websocket,
         policy: r.policy,
         timeoutMs: r.timeoutMs,
+        requestBuffering: r.requestBuffering,
+        responseBuffering: r.responseBuffering,
+        upstreamConnections: r.upstreamConnections ?? defaultConnections,
+        maxPending: r.maxPending,
         label: r.host === undefined ? r.path : `${r.host.toLowerCase()}${r.path}`
       }
     })

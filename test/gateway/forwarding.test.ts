@@ -75,11 +75,11 @@ t.test('same-origin requests are allowed without being listed', async (t) => {
   t.equal(gw.logs.find((l) => l.msg === 'request')?.decision, 'same_origin')
 })
 
-t.test('request bodies are streamed to the upstream, both with Content-Length and chunked', async (t) => {
+t.test('with requestBuffering off, request bodies are streamed to the upstream, both with Content-Length and chunked', async (t) => {
   const upstream = await startUpstream((req, res, body) => {
     res.end(JSON.stringify({ length: body.length, te: req.headers['transfer-encoding'] ?? null, type: req.headers['content-type'] }))
   })
-  const gw = await startTestGateway({ policies: { default: { origins: ['https://app.example.com'] } }, routes: [{ path: '/', upstream: upstream.url }] })
+  const gw = await startTestGateway({ policies: { default: { origins: ['https://app.example.com'] } }, routes: [{ path: '/', upstream: upstream.url, requestBuffering: false }] })
   t.teardown(async () => { await gw.close(); await upstream.close() })
 
   const big = Buffer.alloc(3 * 1024 * 1024, 'a')

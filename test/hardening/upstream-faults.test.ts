@@ -170,9 +170,9 @@ t.test('upstream faults', async (t) => {
   })
 })
 
-t.test('a client that dies mid-upload: the upstream request is aborted too', async (t) => {
+t.test('a client that dies mid-upload on a streaming route: the upstream request is aborted too', async (t) => {
   const upstream = await startUpstream()
-  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url }] })
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url, requestBuffering: false }] })
   t.teardown(async () => { await gw.close(); await upstream.close() })
 
   for (const framing of ['content-length', 'chunked'] as const) {

@@ -66,7 +66,7 @@ export async function buildTestGateway (input: GatewayConfigInput): Promise<{ ap
   const loaded = parseConfig(testConfigYaml(input), 'test.yaml', {})
   const { config } = loaded
   const { logger, logs } = capturingLogger(config.log.level)
-  const app = await buildGateway({ config, store: new PolicyStore(loaded), routes: new RouteTable(config.routes), metrics: new GatewayMetrics(), logger, isClosing: () => false })
+  const app = await buildGateway({ config, store: new PolicyStore(loaded), routes: new RouteTable(config.routes, config.server.upstreamConnections), metrics: new GatewayMetrics(), logger, isClosing: () => false })
   return {
     app,
     logs,
