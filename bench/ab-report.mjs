@@ -32,8 +32,10 @@ for (const [label, files] of Object.entries(groups)) {
 console.log(['| Node | scenario | rounds | old req/s | new req/s | old CPU µs/req | new CPU µs/req | new/old (medians) | new/old, median of round pairs (90 % bootstrap interval) | round pairs above 1.10 |', '|---|---|---:|---:|---:|---:|---:|---:|---|---|', ...pooled].join('\n'))
 console.log('\n' + out.join('\n'))
 const raw = ['| run | scenario | target | rounds in the order run: req/s / CPU µs/req |', '|---|---|---|---|']
-for (const files of Object.values(groups)) for (const f of files) {
-  const r = JSON.parse(readFileSync(f, 'utf8'))
-  for (const m of r.results) raw.push(`| ${f.split('/').pop().replace('.json', '')} | ${m.scenario} | ${m.target} | ${m.rounds.map((x) => `${x.rps.toFixed(0)} / ${x.cpuUs.toFixed(1)}`).join('; ')} |`)
+for (const files of Object.values(groups)) {
+  for (const f of files) {
+    const r = JSON.parse(readFileSync(f, 'utf8'))
+    for (const m of r.results) raw.push(`| ${f.split('/').pop().replace('.json', '')} | ${m.scenario} | ${m.target} | ${m.rounds.map((x) => `${x.rps.toFixed(0)} / ${x.cpuUs.toFixed(1)}`).join('; ')} |`)
+  }
 }
 console.log('\n<details><summary>Raw rounds</summary>\n\n' + raw.join('\n') + '\n\n</details>')

@@ -1,8 +1,9 @@
 // Data-rate floors (Kestrel's MinRequestBodyDataRate and MinResponseDataRate): a client that
 // sends its body, or reads the answer, slower than `bytesPerSecond` once `graceMs` of waiting
 // has passed is cut, so a slow client cannot hold a connection (and what it costs) for as long
-// as it likes. Only time during which data is waiting counts: a long-poll that has nothing to
-// send, or a stream between two events, is never slow.
+// as it likes. The clock runs only while data is waiting on the client, from the moment it
+// started waiting (what a client took before — into kernel buffers, say — is no credit): a
+// long-poll that has nothing to send, or a stream between two events, is never slow.
 
 export type Direction = 'request' | 'response'
 
@@ -19,9 +20,9 @@ export interface Transfer {
 
 interface Watched {
   transfer: Transfer
-  lastBytes: number
-  waitedMs: number
-  bytesWhileWaiting: number
+  /** When the client started keeping data waiting, and how many bytes had moved by then. */
+  waitingSince: number | undefined
+  bytesThen: number
 }
 
 export class DataRateFloor {
@@ -44,7 +45,7 @@ export class DataRateFloor {
   /** Starts watching; the returned function stops it (call it when the transfer ends). */
   watch (transfer: Transfer): () => void {
     if (!this.enabled) return noop
-    const w: Watched = { transfer, lastBytes: transfer.bytes(), waitedMs: 0, bytesWhileWaiting: 0 }
+    const w: Watched = { transfer, waitingSince: undefined, bytesThen: 0 }
     this.watched.add(w)
     if (this.timer === undefined) {
       this.timer = setInterval(() => { this.check() }, this.tickMs)
@@ -62,15 +63,19 @@ export class DataRateFloor {
   }
 
   private check (): void {
+    const now = performance.now()
     for (const w of this.watched) {
-      const bytes = w.transfer.bytes()
-      const moved = bytes - w.lastBytes
-      w.lastBytes = bytes
-      if (!w.transfer.waiting()) continue
-      w.waitedMs += this.tickMs
-      w.bytesWhileWaiting += moved
-      const due = this.bytesPerSecond * (w.waitedMs - this.graceMs) / 1000
-      if (due > 0 && w.bytesWhileWaiting < due) {
+      if (!w.transfer.waiting()) {
+        w.waitingSince = undefined
+        continue
+      }
+      if (w.waitingSince === undefined) {
+        w.waitingSince = now
+        w.bytesThen = w.transfer.bytes()
+        continue
+      }
+      const due = this.bytesPerSecond * (now - w.waitingSince - this.graceMs) / 1000
+      if (due > 0 && w.transfer.bytes() - w.bytesThen < due) {
         this.forget(w)
         this.onCut(w.transfer.direction)
         w.transfer.cut()
