@@ -50,14 +50,17 @@ ENV CORSGATE_CONFIG=/etc/corsgate/config.yaml
 # verify it without a runAsUser; it writes nothing.
 USER 1000:1000
 EXPOSE 8080 9090
-# `corsgate health` loads the config as `start` does (the file, then CORSGATE_* overrides)
-# and asks /healthz at the admin host and port that config sets; exit 0 healthy, 1 not.
+# The probe is `corsgate health` (src/cli/health.ts, run directly so it loads none of the
+# server's modules): it loads the config as `start` does (the file, then CORSGATE_*
+# overrides) and asks /healthz at the admin host and port that config sets; exit 0
+# healthy, 1 not. Loading and checking the config takes it about 0.4 s of CPU, which on a
+# CPU-starved host can stretch to seconds: hence a 10 s timeout, not 3 s.
 # Memory: Node sizes its heap from the container's limit and may grow it to about the
 # whole limit, so a leak would end in an OOM kill. Give it
 # NODE_OPTIONS=--max-old-space-size=<MiB> at about three quarters of the limit (the Helm
 # chart derives it from resources.limits.memory): a leak then ends in a clear
 # heap-out-of-memory error instead.
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "dist/cli.js", "health"]
+HEALTHCHECK --interval=15s --timeout=10s --start-period=10s --retries=3 \
+  CMD ["node", "dist/cli/health.js"]
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/cli.js"]
 CMD ["start"]

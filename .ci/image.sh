@@ -82,8 +82,8 @@ say "base $base ready in $(( ($(now_ms) - t0) / 1000 )) s (npm $(podman image in
 # ---- 3. build, with the Dockerfile as it is ----
 # npm ci inside the build must trust this sandbox's TLS interception: the host's CA bundle
 # and an npmrc naming it are bind-mounted over /usr/local/etc (npm's global config
-# folder, present and empty in the base), for the build only; checked below to leave
-# nothing behind.
+# folder, already there in the base, so the mount creates no mount point), for the build
+# only; checked below to leave nothing behind.
 ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
 [ -s "$ca" ] || fail "no host CA bundle at $ca"
 mkdir -p "$work/npm-etc"
@@ -101,7 +101,7 @@ say "built $image in $build_s s"
 inspect() { podman image inspect --format "$1" "$image"; }
 [ "$(inspect '{{ .Config.User }}')" = "1000:1000" ] || fail "image user is '$(inspect '{{ .Config.User }}')', expected 1000:1000"
 hc=$(inspect '{{ json .Config.Healthcheck }}')
-[[ $hc == *'"dist/cli.js","health"'* ]] || fail "the image has no 'corsgate health' HEALTHCHECK (got $hc): built without --format docker?"
+[[ $hc == *'"node","dist/cli/health.js"'* ]] || fail "the image has no 'corsgate health' HEALTHCHECK (got $hc): built without --format docker?"
 size_mb=$(( $(inspect '{{ .Size }}') / 1000000 ))
 base_mb=$(( $(podman image inspect --format '{{ .Size }}' "docker.io/library/$base") / 1000000 ))
 # podman's stderr only says (each time) that it has no systemd to schedule the HEALTHCHECK
@@ -110,8 +110,11 @@ in_image() {
   podman run --rm --network none --entrypoint sh "$image" -c "$1" 2>"$work/podman.err" \
     || { cat "$work/podman.err" >&2; fail "podman run $image sh -c '$1'"; }
 }
-traces=$(in_image 'ls -A /usr/local/etc; ls -d /etc/ssl/certs 2>/dev/null || true')
-[ -z "$traces" ] || fail "the build's CA mount left traces in the image: $traces"
+# The CA mount's folder and the CA paths must be as the base has them.
+ca_paths='ls -lA /usr/local/etc; ls -ld /etc/ssl/certs /etc/ssl/certs/* 2>/dev/null || true; ls -A /app/.npmrc /root/.npmrc 2>/dev/null || true'
+traces=$(in_image "$ca_paths")
+base_paths=$(podman run --rm --network none --entrypoint sh "docker.io/library/$base" -c "$ca_paths" 2>/dev/null) || fail "cannot list $base"
+[ "$traces" = "$base_paths" ] || fail "the build's CA mount left traces in the image: $(diff <(echo "$base_paths") <(echo "$traces") | tail -n +2 | tr '\n' ' ')"
 top=$(in_image 'cd /app && ls -A | tr "\n" " "')
 [ "$top" = "config dist node_modules package.json " ] || fail "/app holds '$top', expected config dist node_modules package.json"
 strays=$(in_image 'cd /app && find . -path ./node_modules -prune -o \( -name "*.ts" -o -name .git -o -name test -o -name bench -o -name src \) -print')
@@ -204,10 +207,19 @@ say "writes fail outside /tmp (/app, /etc/corsgate, /etc, /home/node, /); /tmp i
 hc_out=$(podman healthcheck run "$ctr" 2>&1) || fail "the HEALTHCHECK is unhealthy with admin.port $admin set in the mounted file: $hc_out"
 [ "$(podman inspect --format '{{ .State.Healthcheck.Status }}' "$ctr")" = healthy ] \
   || fail "podman records the container as '$(podman inspect --format '{{ .State.Healthcheck.Status }}' "$ctr")', expected healthy"
-if podman exec -e CORSGATE_ADMIN_PORT=9 "$ctr" node dist/cli.js health >/dev/null 2>&1; then
+if podman exec -e CORSGATE_ADMIN_PORT=9 "$ctr" node dist/cli/health.js >/dev/null 2>&1; then
   fail "'corsgate health' says healthy with CORSGATE_ADMIN_PORT=9, where nothing listens: it is not probing the configured port"
 fi
-say "HEALTHCHECK healthy (corsgate health reads admin.port $admin from the mounted file)"
+# What one probe costs: its time and peak RSS, measured from inside by a node parent.
+probe_cost=$(podman exec "$ctr" node -e '
+  const { spawnSync } = require("node:child_process")
+  const hwm = "process.on(\"exit\", () => console.log(process.getBuiltinModule(\"fs\").readFileSync(\"/proc/self/status\", \"utf8\").match(/VmHWM:\\s+(\\d+)/)[1]))"
+  const t = Date.now()
+  const r = spawnSync("node", ["--import", "data:text/javascript," + encodeURIComponent(hwm), "dist/cli/health.js"], { encoding: "utf8" })
+  if (r.status !== 0) { console.error(r.stderr); process.exit(1) }
+  console.log(`${Date.now() - t} ms, peak RSS ${Math.round(Number(r.stdout.trim().split("\n").at(-1)) / 1024)} MiB`)
+' 2>&1) || fail "timing the health probe: $probe_cost"
+say "HEALTHCHECK healthy (corsgate health reads admin.port $admin from the mounted file); one probe: $probe_cost"
 
 # Traffic from the host through the container to the upstream.
 node .ci/image-checks.mjs "http://127.0.0.1:$port" "$allowed" "$denied" >"$work/checks.log" 2>&1 \
@@ -278,6 +290,6 @@ grep -q 'JavaScript heap out of memory' "$work/leak.log" "$work/podman.err" \
 say "heap: under the chart's $mem_limit limit Node alone allows $heap_default MiB; with its $node_options, $heap_bound MiB, and a leak ends in 'JavaScript heap out of memory' (exit $leak_code), not an OOM kill"
 
 echo
-echo "image figures: size ${size_mb} MB (base stand-in ${base_mb} MB); build ${build_s} s; start to /healthz ${start_ms} ms (node ${node_ms} ms);" \
+echo "image figures: size ${size_mb} MB (base stand-in ${base_mb} MB); build ${build_s} s; start to /healthz ${start_ms} ms (node ${node_ms} ms); health probe ${probe_cost};" \
   "node RSS idle $(( idle_rss_kb / 1024 )) MiB, after the checks $(( busy_rss_kb / 1024 )) MiB;" \
   "heap limit under $mem_limit: ${heap_default} MiB by default, ${heap_bound} MiB with $node_options"

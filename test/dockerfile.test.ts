@@ -91,7 +91,8 @@ t.test('sets NODE_ENV=production, exposes both ports and checks health on the ad
   t.equal(healthcheck.length, 1, 'one HEALTHCHECK')
   // The CLI's own probe reads the admin address from the config the container runs with.
   const raw = healthcheck[0]?.getRawArgumentsContent() ?? ''
-  t.match(raw, /CMD\s+\["node",\s*"dist\/cli\.js",\s*"health"\]/, 'CMD is `node dist/cli.js health`, in exec form')
+  t.match(raw, /CMD\s+\["node",\s*"dist\/cli\/health\.js"\]/, 'CMD is `node dist/cli/health.js` (corsgate health without the server modules), in exec form')
+  t.ok(existsSync(join(root, 'src', 'cli', 'health.ts')), 'src/cli/health.ts compiles to dist/cli/health.js')
   t.notMatch(raw, /9090|CORSGATE_ADMIN_PORT/, 'no admin port of its own: the config decides')
   t.notMatch(raw, /\bcurl\b|\bwget\b/, 'with node itself: slim has no curl')
   t.equal(env.get('CORSGATE_CONFIG'), '/etc/corsgate/config.yaml', 'CORSGATE_CONFIG names the mounted file, so start and health read the same one')

@@ -3,11 +3,16 @@
 // asks GET /healthz of the admin server at the address that config makes it listen on, so
 // a mounted config that moves `admin.host` or `admin.port` is probed where it really is.
 // Exit codes: 0 healthy (200), 1 unhealthy (no answer in time, or any other status),
-// 2 bad input or an invalid config (the CLI prints the ConfigError).
+// 2 bad input or an invalid config.
+// The image runs this file directly (`node dist/cli/health.js`), not through cli.ts, so a
+// probe does not load the gateway's server modules: it is a fresh process every interval,
+// and on a CPU-starved host each module it loads adds to the time it has.
+import { existsSync } from 'node:fs'
 import { get } from 'node:http'
 import { isIPv6 } from 'node:net'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { loadConfig } from '../config/load.js'
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 
 const USAGE = 'usage: corsgate health [--config FILE] [--timeout MS]'
@@ -36,7 +41,15 @@ export async function probe (url: string, timeoutMs: number): Promise<number> {
   })
 }
 
-export async function runHealthCommand (args: string[], configPath: (flag: string | undefined) => string): Promise<number> {
+/** Where the command reads its environment and writes its one line (the process's by default). */
+export interface HealthIo {
+  env: Record<string, string | undefined>
+  out: (line: string) => void
+  err: (line: string) => void
+}
+const processIo: HealthIo = { env: process.env, out: (line) => console.log(line), err: (line) => console.error(line) }
+
+export async function runHealthCommand (args: string[], configPath: (flag: string | undefined) => string, io: HealthIo = processIo): Promise<number> {
   let timeoutMs = DEFAULT_TIMEOUT_MS
   let file: string
   try {
@@ -47,27 +60,45 @@ export async function runHealthCommand (args: string[], configPath: (flag: strin
     }
     file = configPath(values.config)
   } catch (err) {
-    console.error(`corsgate health: ${(err as Error).message}\n${USAGE}`)
+    io.err(`corsgate health: ${(err as Error).message}\n${USAGE}`)
     return EXIT.usage
   }
-  const { config } = loadConfig(file) // a ConfigError goes to the CLI: printed, exit 2
+  let config: Config
+  try {
+    config = loadConfig(file, io.env).config
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    io.err(err.message)
+    return EXIT.usage
+  }
   if (config.admin.port === 0) {
-    console.error(`corsgate health: ${file} sets admin.port 0 (a random port), which no probe can find`)
+    io.err(`corsgate health: ${file} sets admin.port 0 (a random port), which no probe can find`)
     return EXIT.usage
   }
   const url = healthzUrl(config.admin)
   try {
     const status = await probe(url, timeoutMs)
     if (status === 200) {
-      console.log(`healthy: ${url} answered 200`)
+      io.out(`healthy: ${url} answered 200`)
       return EXIT.healthy
     }
-    console.error(`unhealthy: ${url} answered ${status}`)
+    io.err(`unhealthy: ${url} answered ${status}`)
   } catch (err) {
     const reason = (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError'
       ? `no answer within ${timeoutMs} ms`
       : (err as Error).message
-    console.error(`unhealthy: ${url}: ${reason}`)
+    io.err(`unhealthy: ${url}: ${reason}`)
   }
   return EXIT.unhealthy
+}
+
+// Run directly: the config file is chosen as cli.ts chooses it (--config, $CORSGATE_CONFIG,
+// ./config/default.yaml, then the package's own default).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await runHealthCommand(process.argv.slice(2), (flag) => {
+    const chosen = flag ?? process.env.CORSGATE_CONFIG
+    if (chosen !== undefined && chosen !== '') return chosen
+    if (existsSync(DEFAULT_CONFIG_PATH)) return DEFAULT_CONFIG_PATH
+    return fileURLToPath(new URL(`../../${DEFAULT_CONFIG_PATH}`, import.meta.url))
+  })
 }

@@ -1,6 +1,8 @@
-// `corsgate health` as a real process against a real gateway: it probes the admin address
-// the config file (and the CORSGATE_* overrides) really set, not a fixed 9090, and says
-// unhealthy when nothing healthy answers there.
+// `corsgate health` against a real gateway: it probes the admin address the config file
+// (and the CORSGATE_* overrides) really set, not a fixed 9090, and says unhealthy when
+// nothing healthy answers there. Most cases call the command in this process with its
+// own environment; a few run it as a real process, through the CLI and directly as the
+// image's HEALTHCHECK does.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
@@ -10,19 +12,29 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
 import { parse, stringify } from 'yaml'
-import { healthzUrl } from '../../src/cli/health.js'
+import { healthzUrl, runHealthCommand } from '../../src/cli/health.js'
 import { loadConfig } from '../../src/config/load.js'
 import { startGateway } from '../../src/server.js'
 import { testConfigYaml } from '../helpers/gateway.js'
 
-const cli = ['--import', 'tsx', 'src/cli.ts']
-
 interface Run { code: number | null, stdout: string, stderr: string }
 
-/** Runs `corsgate health ARGS` with no CORSGATE_* variables but those given. */
+/** `corsgate health ARGS` in this process, with exactly the environment given. */
 async function health (args: string[], env: Record<string, string> = {}): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const code = await runHealthCommand(args, (flag) => flag ?? env.CORSGATE_CONFIG ?? 'config/default.yaml', {
+    env,
+    out: (line) => { stdout += line + '\n' },
+    err: (line) => { stderr += line + '\n' }
+  })
+  return { code, stdout, stderr }
+}
+
+/** The command as a real process, with no CORSGATE_* variables but those given. */
+async function healthProcess (entry: string[], args: string[], env: Record<string, string> = {}): Promise<Run> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CORSGATE_')))
-  const child = spawn(process.execPath, [...cli, 'health', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...clean, ...env } })
+  const child = spawn(process.execPath, ['--import', 'tsx', ...entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...clean, ...env } })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
@@ -30,6 +42,9 @@ async function health (args: string[], env: Record<string, string> = {}): Promis
   const [code] = await once(child, 'exit') as [number | null]
   return { code, stdout, stderr }
 }
+const viaCli = ['src/cli.ts', 'health']
+// The image's HEALTHCHECK runs the module itself, without the rest of the CLI.
+const direct = ['src/cli/health.ts']
 
 /** A port nothing listens on right now (the OS's pick, then released). */
 async function freePort (): Promise<number> {
@@ -42,17 +57,16 @@ async function freePort (): Promise<number> {
 }
 
 /** A config file whose admin server is at `admin` (the public server stays on port 0; /healthz never calls the upstream). */
-function writeConfig (dir: string, admin: { host: string, port: number }): string {
+function writeConfig (dir: string, admin: { host: string, port: number }, name = 'config.yaml'): string {
   const doc = parse(testConfigYaml({ log: { level: 'silent' }, routes: [{ path: '/', upstream: 'http://127.0.0.1:9' }] })) as Record<string, unknown>
   doc.admin = admin
-  const file = join(dir, 'config.yaml')
+  const file = join(dir, name)
   writeFileSync(file, stringify(doc))
   return file
 }
 
-async function startFrom (file: string): Promise<{ close: () => Promise<void> }> {
-  const loaded = loadConfig(file, {})
-  return await startGateway({ loaded, logger: pino({ level: 'silent' }) })
+async function startFrom (file: string, env: Record<string, string> = {}): Promise<{ close: () => Promise<void> }> {
+  return await startGateway({ loaded: loadConfig(file, env), logger: pino({ level: 'silent' }) })
 }
 
 t.test('probes the admin port the config file sets, not 9090', async (t) => {
@@ -65,10 +79,15 @@ t.test('probes the admin port the config file sets, not 9090', async (t) => {
 
   const ok = await health(['--config', file])
   t.equal(ok.code, 0, ok.stderr)
-  t.match(ok.stdout, `healthy: http://127.0.0.1:${port}/healthz answered 200`)
+  t.equal(ok.stdout, `healthy: http://127.0.0.1:${port}/healthz answered 200\n`)
 
-  const viaEnv = await health([], { CORSGATE_CONFIG: file })
-  t.equal(viaEnv.code, 0, 'CORSGATE_CONFIG names the file when --config is not given')
+  const cli = await healthProcess(viaCli, ['--config', file])
+  t.equal(cli.code, 0, `as \`corsgate health\`, a real process ${cli.stderr}`)
+  t.match(cli.stdout, `healthy: http://127.0.0.1:${port}/healthz answered 200`)
+
+  const run = await healthProcess(direct, [], { CORSGATE_CONFIG: file })
+  t.equal(run.code, 0, `run directly as the image's HEALTHCHECK does, the file named by CORSGATE_CONFIG ${run.stderr}`)
+  t.match(run.stdout, `healthy: http://127.0.0.1:${port}/healthz answered 200`)
 
   await gateway.close()
   closed = true
@@ -81,12 +100,11 @@ t.test('a CORSGATE_ADMIN_* override moves the probe as it moves the server', asy
   const filePort = await freePort()
   const envPort = await freePort()
   const file = writeConfig(t.testdir(), { host: '127.0.0.1', port: filePort })
-  const loaded = loadConfig(file, { CORSGATE_ADMIN_PORT: String(envPort) })
-  t.equal(loaded.config.admin.port, envPort)
-  const gateway = await startGateway({ loaded, logger: pino({ level: 'silent' }) })
+  const env = { CORSGATE_ADMIN_PORT: String(envPort) }
+  const gateway = await startFrom(file, env)
   t.teardown(async () => { await gateway.close() })
 
-  const withEnv = await health(['--config', file], { CORSGATE_ADMIN_PORT: String(envPort) })
+  const withEnv = await health(['--config', file], env)
   t.equal(withEnv.code, 0, withEnv.stderr)
   t.match(withEnv.stdout, `:${envPort}/healthz`)
 
@@ -112,12 +130,12 @@ t.test('an answer other than 200, or none in time, is unhealthy', async (t) => {
   await Promise.all([once(answering, 'listening'), once(silent, 'listening')])
   t.teardown(() => { answering.close(); silent.closeAllConnections(); silent.close() })
 
-  const file503 = writeConfig(dir, { host: '127.0.0.1', port: (answering.address() as AddressInfo).port })
+  const file503 = writeConfig(dir, { host: '127.0.0.1', port: (answering.address() as AddressInfo).port }, '503.yaml')
   const run503 = await health(['--config', file503])
   t.equal(run503.code, 1)
   t.match(run503.stderr, /answered 503/)
 
-  const fileSilent = writeConfig(dir, { host: '127.0.0.1', port: (silent.address() as AddressInfo).port })
+  const fileSilent = writeConfig(dir, { host: '127.0.0.1', port: (silent.address() as AddressInfo).port }, 'silent.yaml')
   const runSilent = await health(['--config', fileSilent, '--timeout', '300'])
   t.equal(runSilent.code, 1)
   t.match(runSilent.stderr, /no answer within 300 ms/)
@@ -130,6 +148,9 @@ t.test('bad input exits 2 with a message', async (t) => {
   const invalid = await health(['--config', bad])
   t.equal(invalid.code, 2)
   t.match(invalid.stderr, /admin\.port/)
+  const invalidDirect = await healthProcess(direct, ['--config', bad])
+  t.equal(invalidDirect.code, 2, 'run directly: an invalid config exits 2 as well')
+  t.match(invalidDirect.stderr, /admin\.port/)
 
   const random = writeConfig(dir, { host: '127.0.0.1', port: 0 })
   const zero = await health(['--config', random])
