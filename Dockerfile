@@ -1,13 +1,16 @@
-# syntax=docker/dockerfile:1
-# corsgate container image (README "Deploying").
+# corsgate container image (docs/deploying-image.md).
 #
 #   docker build -t corsgate:0.1.0 .
 #   docker run --rm -p 8080:8080 -v "$PWD/corsgate.yaml:/etc/corsgate/config.yaml:ro" corsgate:0.1.0
 #
+# No `# syntax=` line: nothing here needs a newer Dockerfile frontend than the builder's
+# own, and with one BuildKit first pulls the docker/dockerfile image from Docker Hub, which
+# fails where no registry is reachable. podman and buildah build it too.
+#
 # The base is pinned to a Node 24 LTS release on Debian 13 slim, at or above the first
 # release with the fix for CVE-2026-58044 (24.18.1, src/node-support.ts); bump it on
-# purpose, never float to `latest`. .ci/lint-dockerfile.sh and test/dockerfile.test.ts hold this
-# file to the rules of issue 5; .ci/docker-smoke.sh repeats the build steps without Docker.
+# purpose, never float to `latest`. .ci/lint-dockerfile.sh and test/dockerfile.test.ts hold
+# this file to the project's image rules; .ci/image.sh builds it and runs the result.
 ARG NODE_IMAGE=node:24.21.0-trixie-slim
 
 # ---- build: every dependency, compile TypeScript, then drop the dev dependencies ----
@@ -39,13 +42,25 @@ COPY config ./config
 # 127.0.0.1:8000). Mount yours over /etc/corsgate/config.yaml, or use the CORSGATE_*
 # environment overrides. The Helm chart mounts its ConfigMap here.
 COPY config/default.yaml /etc/corsgate/config.yaml
+# Every command (start, health, validate, check, origins) reads this file unless given
+# --config: to use another, set CORSGATE_CONFIG, and the HEALTHCHECK follows it.
+ENV CORSGATE_CONFIG=/etc/corsgate/config.yaml
 # Everything above is owned by root and read-only to the process: it runs as the
-# unprivileged `node` user (uid 1000) of the base image and writes nothing.
-USER node
+# unprivileged `node` user of the base image, by number, so Kubernetes' runAsNonRoot can
+# verify it without a runAsUser; it writes nothing.
+USER 1000:1000
 EXPOSE 8080 9090
-# The admin server answers /healthz on 127.0.0.1:9090 by default; slim has no curl, so
-# node's own fetch does the probe.
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.CORSGATE_ADMIN_PORT||9090)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# The probe is `corsgate health` (src/cli/health.ts, run directly so it loads none of the
+# server's modules): it loads the config as `start` does (the file, then CORSGATE_*
+# overrides) and asks /healthz at the admin host and port that config sets; exit 0
+# healthy, 1 not. Loading and checking the config takes it about 0.4 s of CPU, which on a
+# CPU-starved host can stretch to seconds: hence a 10 s timeout, not 3 s.
+# Memory: Node sizes its heap from the container's limit and may grow it to about the
+# whole limit, so a leak would end in an OOM kill. Give it
+# NODE_OPTIONS=--max-old-space-size=<MiB> at about three quarters of the limit (the Helm
+# chart derives it from resources.limits.memory): a leak then ends in a clear
+# heap-out-of-memory error instead.
+HEALTHCHECK --interval=15s --timeout=10s --start-period=10s --retries=3 \
+  CMD ["node", "dist/cli/health.js"]
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/cli.js"]
-CMD ["start", "--config", "/etc/corsgate/config.yaml"]
+CMD ["start"]

@@ -2,7 +2,7 @@
 # Lints the Dockerfile. hadolint is not packaged for Debian and the CI machine reaches only
 # the npm registry, Debian and the Go module proxy, so the lint is dockerfile-utils (npm,
 # the validator behind the Dockerfile language server; a devDependency). Its warnings count
-# as failures. The project's own image rules (multi-stage, USER node, tini, NODE_ENV, ...)
+# as failures. The project's own image rules (multi-stage, numeric USER 1000, tini, NODE_ENV, the health probe, ...)
 # are asserted by test/dockerfile.test.ts under `npm test`.
 # Quiet on success; prints the findings and exits 1 on failure.
 set -euo pipefail

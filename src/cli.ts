@@ -18,6 +18,7 @@ const USAGE = `usage:
   corsgate check --config FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]
   corsgate validate --config FILE
   corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE]
+  corsgate health [--config FILE] [--timeout MS]
 
 The config file defaults to $CORSGATE_CONFIG, then ${DEFAULT_CONFIG_PATH}.`
 
@@ -112,6 +113,11 @@ async function origins (args: string[]): Promise<number> {
   return await runOriginsCommand(args, configPath)
 }
 
+async function health (args: string[]): Promise<number> {
+  const { runHealthCommand } = await import('./cli/health.js')
+  return await runHealthCommand(args, configPath)
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [first, ...rest] = argv
   try {
@@ -121,6 +127,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'check': return check(rest)
       case 'validate': return validate(rest)
       case 'origins': return await origins(rest)
+      case 'health': return await health(rest)
       case 'help': case '--help': case '-h': console.log(USAGE); return EXIT.ok
       default:
         if (first.startsWith('-')) return await start(argv)

@@ -159,3 +159,36 @@ checksum/redis-secret: {{ .Values.redis.url | sha256sum }}
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Node's old-space limit in MiB for NODE_OPTIONS=--max-old-space-size: heap.percentOfMemoryLimit
+of resources.limits.memory, so that a leak ends in V8's "JavaScript heap out of memory" (the
+container exits and restarts, with the reason in its log) before the kernel OOM-kills it:
+under a limit Node alone sizes its heap to about the whole limit. Empty without a memory
+limit, with percentOfMemoryLimit 0, or when extraEnv sets NODE_OPTIONS itself. Quantities as
+Kubernetes writes them: plain bytes, k/M/G/T, Ki/Mi/Gi/Ti.
+*/}}
+{{- define "corsgate.maxOldSpaceSizeMiB" -}}
+{{- $percent := int (dig "percentOfMemoryLimit" 75 (.Values.heap | default dict)) -}}
+{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) -}}
+{{- $own := false -}}
+{{- range .Values.extraEnv }}{{ if eq .name "NODE_OPTIONS" }}{{ $own = true }}{{ end }}{{ end -}}
+{{- if and $limit (gt $percent 0) (not $own) -}}
+{{- $bytes := 0.0 -}}
+{{- if kindIs "string" $limit -}}
+{{- $quantity := "^([0-9]+(?:\\.[0-9]+)?)(|k|M|G|T|Ki|Mi|Gi|Ti)$" -}}
+{{- if not (regexMatch $quantity $limit) -}}
+{{- fail (printf "resources.limits.memory %q: expected a quantity such as 256Mi, 1Gi or 512M" $limit) -}}
+{{- end -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $bytes = mulf (float64 (regexReplaceAll $quantity $limit "${1}")) (get $units (regexReplaceAll $quantity $limit "${2}")) -}}
+{{- else -}}
+{{- $bytes = float64 $limit -}}
+{{- end -}}
+{{- $mib := int (floor (divf (mulf $bytes $percent) 104857600)) -}}
+{{- if lt $mib 16 -}}
+{{- fail (printf "resources.limits.memory %v: %d%% of it is %d MiB, too small a heap for corsgate" $limit $percent $mib) -}}
+{{- end -}}
+{{- $mib -}}
+{{- end -}}
+{{- end }}

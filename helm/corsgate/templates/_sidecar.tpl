@@ -19,8 +19,13 @@ Port names `http` and `admin` must be unique in the pod: name the app's own port
   image: {{ include "corsgate.image" . | quote }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   args: ["start", "--config", "/etc/corsgate/config.yaml"]
-  {{- if or (include "corsgate.redisUrlFromSecret" .) .Values.extraEnv }}
+  {{- $heapMiB := include "corsgate.maxOldSpaceSizeMiB" . }}
+  {{- if or (include "corsgate.redisUrlFromSecret" .) .Values.extraEnv $heapMiB }}
   env:
+    {{- if $heapMiB }}
+    - name: NODE_OPTIONS
+      value: {{ printf "--max-old-space-size=%s" $heapMiB | quote }}
+    {{- end }}
     {{- if include "corsgate.redisUrlFromSecret" . }}
     - name: CORSGATE_REDIS_URL
       valueFrom:
