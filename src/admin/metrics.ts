@@ -85,6 +85,9 @@ export class GatewayMetrics {
   readonly skippedEntries: Counter<'source'>
   readonly redisConnected: Gauge
   readonly openWebsockets: Gauge<'route'>
+  readonly observedDropped: Counter<'policy' | 'row'>
+  /** The observer's drop counts, read at scrape time (see `countObservedDrops`). */
+  private observedDrops: (() => Iterable<{ policy: string, row: string, requests: number }>) | undefined
   /** route → kind → totals (bounded: routes × kinds, and decisions × reasons within). */
   private readonly series = new Map<string, Map<RequestKind, RequestSeries>>()
 
@@ -114,6 +117,22 @@ export class GatewayMetrics {
     this.skippedEntries = new Counter({ name: 'corsgate_policy_invalid_entries_total', help: 'Invalid origin entries skipped, by source', labelNames: ['source'], registers })
     this.redisConnected = new Gauge({ name: 'corsgate_redis_connected', help: '1 when the Redis source is connected, 0 otherwise', registers })
     this.openWebsockets = new Gauge({ name: 'corsgate_open_websockets', help: 'Websockets currently open through the gateway', labelNames: ['route'], registers })
+    const drops = (): Iterable<{ policy: string, row: string, requests: number }> => this.observedDrops?.() ?? []
+    this.observedDropped = new Counter({
+      name: 'corsgate_observed_dropped_total',
+      help: 'Requests whose origin was not kept as its own observed row, by policy and row: other (past observe.maxOrigins) or invalid (not a serialized origin)',
+      labelNames: ['policy', 'row'],
+      registers,
+      collect () {
+        this.reset()
+        for (const d of drops()) this.inc({ policy: d.policy, row: d.row }, d.requests)
+      }
+    })
+  }
+
+  /** Where `corsgate_observed_dropped_total` reads its counts (the observer keeps them per row). */
+  countObservedDrops (source: () => Iterable<{ policy: string, row: string, requests: number }>): void {
+    this.observedDrops = source
   }
 
   /** Counts one finished request and its duration. */

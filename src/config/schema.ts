@@ -2,6 +2,7 @@
 // Types are derived from the schema; every object is strict, so an unknown key is an
 // error that names its path instead of a setting silently ignored.
 import { z } from 'zod'
+import { parseDuration } from './duration.js'
 
 const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$/
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/
@@ -73,6 +74,18 @@ export const websocketSchema = z.strictObject({
   closeGraceMs: ms.default(2_000)
 })
 
+// Observed origins (SPEC.md "Observed origins", docs/rolling-out.md).
+export const observeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  // Distinct origins kept per policy; past it, new origins are counted in one `other` row.
+  maxOrigins: z.number().int().positive().max(1_000_000).default(10_000),
+  // How often each replica adds its counts to Redis (no Redis: unused).
+  flushIntervalMs: z.number().int().min(100).default(5000),
+  // How long counts are kept: the TTL of the hourly buckets in Redis, and the age past which a
+  // replica forgets an origin it no longer sees.
+  retention: z.string().refine((d) => parseDuration(d) !== undefined, 'must be a duration with a unit (ms, s, m, h, d, w), e.g. 7d, 24h').default('7d')
+})
+
 export const configSchema = z.strictObject({
   server: z.strictObject({
     host: z.string().default('0.0.0.0'),
@@ -134,6 +147,7 @@ export const configSchema = z.strictObject({
   policies: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'policy names use letters, digits, "_", "-", "."'), policySchema)
     .refine((p) => Object.keys(p).length > 0, 'at least one policy is required'),
   websocket: websocketSchema.prefault({}),
+  observe: observeSchema.prefault({}),
   routes: z.array(routeSchema).min(1, 'at least one route is required')
 }).superRefine((config, ctx) => {
   config.routes.forEach((route, i) => {
@@ -159,3 +173,4 @@ export type PolicyConfig = z.infer<typeof policySchema>
 export type RouteConfig = z.infer<typeof routeSchema>
 export type WebsocketConfig = z.infer<typeof websocketSchema>
 export type RedisConfig = NonNullable<Config['redis']>
+export type ObserveConfig = z.infer<typeof observeSchema>
