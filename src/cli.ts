@@ -17,7 +17,9 @@ const USAGE = `usage:
   corsgate [start] [--config FILE]
   corsgate check --config FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]
   corsgate validate --config FILE
-  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE]
+  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--dry-run]
+  corsgate origins observed --policy NAME [--since 24h] [--outcome O] [--json] [--redis URL] [--config FILE]
+  corsgate diff --config CANDIDATE [--live FILE] [--redis URL] [--since 24h] [--json]
 
 The config file defaults to $CORSGATE_CONFIG, then ${DEFAULT_CONFIG_PATH}.`
 
@@ -112,6 +114,11 @@ async function origins (args: string[]): Promise<number> {
   return await runOriginsCommand(args, configPath)
 }
 
+async function diff (args: string[]): Promise<number> {
+  const { runDiffCommand } = await import('./cli/diff.js')
+  return await runDiffCommand(args)
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [first, ...rest] = argv
   try {
@@ -121,6 +128,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'check': return check(rest)
       case 'validate': return validate(rest)
       case 'origins': return await origins(rest)
+      case 'diff': return await diff(rest)
       case 'help': case '--help': case '-h': console.log(USAGE); return EXIT.ok
       default:
         if (first.startsWith('-')) return await start(argv)

@@ -7,9 +7,13 @@
 // is asked about its own first method without request headers. Requests that were same-origin
 // stay same-origin whatever the lists say and are left out; `other` and `invalid` rows carry no
 // origin to judge and are reported as unjudged.
+//
+// The live side is either compiled policies (the gateway's own snapshot, or a live config file
+// with the current Redis lists) or `'observed'`: what the gateways actually decided, read from
+// the counts' reasons (the verdict with the most requests, when a list changed in the window).
 import type { CompiledPolicy } from '../policy/compile.js'
 import { decide } from '../policy/decide.js'
-import { requestsOf, type ObservedCounts } from './observed-report.js'
+import { requestsOf, type ObservedCounts, type OriginAggregate } from './observed-report.js'
 import { INVALID, NO_ORIGIN, OTHER, OUTCOMES } from './origin-table.js'
 
 /** What the gateway does with the origin's requests. */
@@ -54,14 +58,35 @@ export function judgeOrigin (policy: CompiledPolicy, origin: string | undefined,
 }
 
 const SAME_ORIGIN = OUTCOMES.indexOf('same_origin')
+const DENIED = OUTCOMES.indexOf('denied')
+const WOULD_DENY = OUTCOMES.indexOf('would_deny')
+/** Reasons that judge the origin itself (the others are about methods and headers). */
+const ORIGIN_REFUSED = ['denylisted', 'origin_not_allowed', 'no_origin_denied']
+
+/** The origin-level verdict the gateways gave, from observed counts. */
+export function observedVerdict (a: OriginAggregate): OriginVerdict {
+  let refused = 0
+  let top: [string, number] = ['', 0]
+  let topAllowed: [string, number] = ['', 0]
+  for (const [reason, n] of a.reasons) {
+    if (reason === 'same_origin') continue
+    if (ORIGIN_REFUSED.includes(reason)) {
+      refused += n
+      if (n > top[1]) top = [reason, n]
+    } else if (n > topAllowed[1]) topAllowed = [reason, n]
+  }
+  const served = requestsOf(a) - a.outcomes[SAME_ORIGIN]! - refused
+  if (refused > served) return { verdict: a.outcomes[WOULD_DENY]! > a.outcomes[DENIED]! ? 'would_deny' : 'denied', reason: top[0], rule: null }
+  return { verdict: 'allowed', reason: topAllowed[0] === '' ? 'origin_allowed' : topAllowed[0], rule: null }
+}
 const RANK: Record<string, number> = { 'allowed>denied': 0, 'would_deny>denied': 1 }
 
-export function diffPolicies (live: ReadonlyMap<string, CompiledPolicy>, candidate: ReadonlyMap<string, CompiledPolicy>, observed: ReadonlyMap<string, ObservedCounts>, since: string, now: number): DiffReport {
+export function diffPolicies (live: ReadonlyMap<string, CompiledPolicy> | 'observed', candidate: ReadonlyMap<string, CompiledPolicy>, observed: ReadonlyMap<string, ObservedCounts>, since: string, now: number): DiffReport {
   const flips: Flip[] = []
   const unjudged: DiffReport['unjudged'] = {}
   const missing = new Set<string>()
   for (const [name, counts] of observed) {
-    const before = live.get(name)
+    const before = live === 'observed' ? 'observed' : live.get(name)
     const after = candidate.get(name)
     if (before === undefined || after === undefined) {
       if (after === undefined && counts.size > 0) missing.add(name)
@@ -73,7 +98,7 @@ export function diffPolicies (live: ReadonlyMap<string, CompiledPolicy>, candida
       const requests = requestsOf(a) - a.outcomes[SAME_ORIGIN]!
       if (requests <= 0) continue
       const origin = a.key === NO_ORIGIN ? undefined : a.key
-      const x = judgeOrigin(before, origin, now)
+      const x = before === 'observed' ? observedVerdict(a) : judgeOrigin(before, origin, now)
       const y = judgeOrigin(after, origin, now)
       if (x.verdict === y.verdict) continue
       flips.push({
@@ -90,7 +115,7 @@ export function diffPolicies (live: ReadonlyMap<string, CompiledPolicy>, candida
       })
     }
   }
-  for (const name of live.keys()) if (!candidate.has(name)) missing.add(name)
+  if (live !== 'observed') for (const name of live.keys()) if (!candidate.has(name)) missing.add(name)
   const rank = (f: Flip): number => RANK[`${f.from}>${f.to}`] ?? 2
   flips.sort((a, b) => rank(a) - rank(b) || b.requests - a.requests || a.policy.localeCompare(b.policy) || String(a.origin).localeCompare(String(b.origin)))
   const breaking = flips.filter((f) => f.breaking)
