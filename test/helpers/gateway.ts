@@ -17,6 +17,7 @@ export interface GatewayConfigInput {
   redis?: Record<string, unknown>
   log?: Record<string, unknown>
   websocket?: Record<string, unknown>
+  observe?: Record<string, unknown>
 }
 
 /** A config document: servers on port 0 and loopback, the given policies and routes. */
@@ -27,6 +28,7 @@ export function testConfigYaml (input: GatewayConfigInput): string {
     log: { level: 'info', ...input.log },
     ...(input.redis === undefined ? {} : { redis: input.redis }),
     ...(input.websocket === undefined ? {} : { websocket: input.websocket }),
+    ...(input.observe === undefined ? {} : { observe: input.observe }),
     policies: input.policies ?? { default: { origins: ['https://app.example.com'] } },
     routes: input.routes ?? []
   })
