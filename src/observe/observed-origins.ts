@@ -30,6 +30,7 @@ export class ObservedOrigins {
   async stop (): Promise<void> {
     clearInterval(this.sweepTimer)
     await this.flusher?.stop()
+    this.observer.close()
   }
 
   /** The counts of `policy` over the last `sinceMs`, and where they came from. */
