@@ -124,6 +124,10 @@ redis:
 websocket:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with .Values.observe }}
+observe:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 policies:
   {{- toYaml .Values.policies | nindent 2 }}
 routes:
