@@ -4,6 +4,7 @@
 import t from 'tap'
 import { startTestGateway } from '../helpers/gateway.js'
 import { send } from '../helpers/http.js'
+import { waitFor } from '../helpers/redis-gateway.js'
 import { startUpstream } from '../helpers/upstream.js'
 
 const APP = 'https://app.example.com'
@@ -28,6 +29,9 @@ t.test('GET /observed: the shape of SPEC.md, sorted by requests', async (t) => {
   await get('/x', { origin: 'https://a.example.com, https://b.example.com' })
   for (let i = 0; i < 4; i++) await get('/x', { origin: `https://spray-${i}.example.net` }) // 1 row left, then other
   await get('/api/v', { origin: 'https://stranger.example.org' })
+  // A forwarded request is recorded when its response closes: wait for the last ones.
+  const counted = (policy: string): number => [...(gw.observed!.observer.table(policy)?.allRows() ?? [])].reduce((n, r) => n + r.requests, 0)
+  await waitFor(() => counted('default') === 13 && counted('api') === 1, 10_000, 'every request recorded')
 
   const res = await send(`${gw.adminUrl}/observed?policy=default&since=24h`)
   t.equal(res.status, 200)
