@@ -19,6 +19,9 @@ const USAGE = `usage:
   corsgate validate --config FILE
   corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE]
   corsgate health [--config FILE] [--timeout MS]
+  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--dry-run]
+  corsgate origins observed --policy NAME [--since 24h] [--outcome O] [--json] [--redis URL] [--config FILE]
+  corsgate diff --config CANDIDATE [--live FILE] [--redis URL] [--since 24h] [--json]
 
 The config file defaults to $CORSGATE_CONFIG, then ${DEFAULT_CONFIG_PATH}.`
 
@@ -118,6 +121,11 @@ async function health (args: string[]): Promise<number> {
   return await runHealthCommand(args, configPath)
 }
 
+async function diff (args: string[]): Promise<number> {
+  const { runDiffCommand } = await import('./cli/diff.js')
+  return await runDiffCommand(args)
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [first, ...rest] = argv
   try {
@@ -128,6 +136,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'validate': return validate(rest)
       case 'origins': return await origins(rest)
       case 'health': return await health(rest)
+      case 'diff': return await diff(rest)
       case 'help': case '--help': case '-h': console.log(USAGE); return EXIT.ok
       default:
         if (first.startsWith('-')) return await start(argv)

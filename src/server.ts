@@ -7,6 +7,7 @@ import { ConfigError, type LoadedConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
+import { createObservedOrigins, type ObservedOrigins } from './observe/observed-origins.js'
 import { RouteTable } from './gateway/route-table.js'
 import { PolicyStore } from './sources/policy-store.js'
 // Type-only: the Redis source (and ioredis, ~10 MB of RSS) is loaded only when configured.
@@ -18,6 +19,8 @@ export interface RunningGateway {
   store: PolicyStore
   routes: RouteTable
   metrics: GatewayMetrics
+  /** Observed origins (undefined when `observe.enabled` is off). */
+  observed: ObservedOrigins | undefined
   /** `http://host:port` of the public and admin servers. */
   url: string
   adminUrl: string
@@ -98,8 +101,11 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     redis = source
   }
   const configPlugins = await loadPlugins(config, loaded.file)
-  const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing, plugins: [...configPlugins, ...plugins], configFile: loaded.file })
-  const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: () => sources })
+  const observed = await createObservedOrigins(config, logger)
+  const observer = observed?.observer
+  if (observer !== undefined) metrics.countObservedDrops(() => observer.dropped())
+  const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing, observer, plugins: [...configPlugins, ...plugins], configFile: loaded.file })
+  const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: () => sources, observed })
 
   await admin.listen({ host: config.admin.host, port: config.admin.port })
   try {
@@ -109,6 +115,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     throw err
   }
   redis?.start()
+  observed?.start()
   const url = addressOf(gateway)
   const adminUrl = addressOf(admin)
   logger.info({ url, adminUrl, routes: routes.routes.map((r) => `${r.label} → ${r.upstream}`), policies: [...store.snapshot.policies.keys()] }, 'corsgate listening')
@@ -120,12 +127,13 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
       logger.info('draining')
       await drain(gateway, Math.floor(config.server.shutdownGraceMs * 0.8), logger)
       await admin.close()
+      await observed?.stop()
       await redis?.stop()
       logger.info('stopped')
     })()
     return await closed
   }
-  return { gateway, admin, store, routes, metrics, url, adminUrl, close }
+  return { gateway, admin, store, routes, metrics, observed, url, adminUrl, close }
 }
 
 /**

@@ -99,13 +99,14 @@ function chartChecks (helm: string): void {
       ['server', props(values.properties.server), keysOf(shape.server).filter((k) => k !== 'host' && k !== 'port')],
       ['redis', props(values.properties.redis).filter((k) => k !== 'existingSecret' && k !== 'existingSecretKey'), keysOf(shape.redis)],
       ['websocket', props(values.properties.websocket), keysOf(shape.websocket)],
+      ['observe', props(values.properties.observe), keysOf(shape.observe)],
       ['log', props(values.properties.log), keysOf(shape.log)]
     ]
     for (const [section, chartKeys, configKeys] of cases) {
       t.same(chartKeys, configKeys, `${section}: values.schema.json has the settings of src/config/schema.ts`)
     }
     t.same(keysOf(shape.admin), ['host', 'port'], 'admin: the chart sets host and port itself')
-    const rendered = ['server', 'admin', 'log', 'redis', 'websocket', 'plugins', 'policies', 'routes']
+    const rendered = ['server', 'admin', 'log', 'redis', 'websocket', 'plugins', 'observe', 'policies', 'routes']
     t.same(Object.keys(shape).filter((k) => !rendered.includes(k)), [], 'every top-level config section is rendered by the chart')
   })
 

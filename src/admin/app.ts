@@ -6,7 +6,9 @@ import type { Config } from '../config/schema.js'
 import { explain } from '../gateway/explain.js'
 import type { RouteTable } from '../gateway/route-table.js'
 import type { PolicyStore } from '../sources/policy-store.js'
+import type { ObservedOrigins } from '../observe/observed-origins.js'
 import type { GatewayMetrics } from './metrics.js'
+import { observedRoutes } from './observed.js'
 
 export interface SourceStatus {
   /** The source has loaded at least once (or needs no loading). */
@@ -24,6 +26,8 @@ export interface AdminOptions {
   /** Status of the dynamic sources (Redis), by name. */
   sources: () => Record<string, SourceStatus>
   isClosing: () => boolean
+  /** Observed origins, for `/observed` and `/diff` (undefined when `observe.enabled` is off). */
+  observed?: ObservedOrigins | undefined
 }
 
 export async function buildAdmin (opts: AdminOptions): Promise<FastifyInstance> {
@@ -76,6 +80,8 @@ export async function buildAdmin (opts: AdminOptions): Promise<FastifyInstance> 
     const headers = q.header === undefined ? [] : Array.isArray(q.header) ? q.header : q.header.split(',')
     return explain(opts, { origin: q.origin, path: q.path, method: q.method, headers, host: q.host })
   })
+
+  await observedRoutes(app, { config, store, observed: opts.observed })
 
   return app
 }

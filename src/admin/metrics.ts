@@ -90,6 +90,9 @@ export class GatewayMetrics {
   readonly slowClients: Counter<'direction'>
   readonly bufferedToFile: Counter<'direction'>
   readonly shieldRefusals: Counter<'route' | 'reason'>
+  readonly observedDropped: Counter<'policy' | 'row'>
+  /** The observer's drop counts, read at scrape time (see `countObservedDrops`). */
+  private observedDrops: (() => Iterable<{ policy: string, row: string, requests: number }>) | undefined
   /** route → kind → totals (bounded: routes × kinds, and decisions × reasons within). */
   private readonly series = new Map<string, Map<RequestKind, RequestSeries>>()
 
@@ -122,6 +125,22 @@ export class GatewayMetrics {
     this.slowClients = new Counter({ name: 'corsgate_slow_clients_cut_total', help: 'Clients cut for sending their body (request) or reading the answer (response) below the data-rate floor', labelNames: ['direction'], registers })
     this.bufferedToFile = new Counter({ name: 'corsgate_buffered_to_file_total', help: 'Request bodies and answers that outgrew the memory buffer and went to a temporary file', labelNames: ['direction'], registers })
     this.shieldRefusals = new Counter({ name: 'corsgate_backend_protection_refusals_total', help: 'Requests refused to protect the upstream: queue_full (503), client_in_flight (429), client_connections (connection closed)', labelNames: ['route', 'reason'], registers })
+    const drops = (): Iterable<{ policy: string, row: string, requests: number }> => this.observedDrops?.() ?? []
+    this.observedDropped = new Counter({
+      name: 'corsgate_observed_dropped_total',
+      help: 'Requests whose origin was not kept as its own observed row, by policy and row: other (past observe.maxOrigins) or invalid (not a serialized origin)',
+      labelNames: ['policy', 'row'],
+      registers,
+      collect () {
+        this.reset()
+        for (const d of drops()) this.inc({ policy: d.policy, row: d.row }, d.requests)
+      }
+    })
+  }
+
+  /** Where `corsgate_observed_dropped_total` reads its counts (the observer keeps them per row). */
+  countObservedDrops (source: () => Iterable<{ policy: string, row: string, requests: number }>): void {
+    this.observedDrops = source
   }
 
   /** Counts one finished request and its duration. */

@@ -11,7 +11,7 @@ import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern
 import { RedisOriginLists, type ListedEntry, type OriginEditKind, type OriginEditResult } from '../sources/origin-lists.js'
 import { RedisConfigError, redisConnectionSettings, type RedisConnectionSettings } from '../sources/redis-connection.js'
 
-const USAGE = 'usage: corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--json]'
+const USAGE = 'usage: corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--json] [--dry-run]\n       corsgate origins observed --policy NAME [--since 24h] [--outcome O] [--json] [--redis URL] [--config FILE]'
 const EXIT = { ok: 0, redis: 1, usage: 2 } as const
 const SUBCOMMANDS = ['list', 'add', 'remove', 'deny', 'undeny'] as const
 type Subcommand = typeof SUBCOMMANDS[number]
@@ -19,6 +19,10 @@ type Subcommand = typeof SUBCOMMANDS[number]
 class InputError extends Error {}
 
 export async function runOriginsCommand (args: string[], configPath: (flag: string | undefined) => string): Promise<number> {
+  if (args[0] === 'observed') {
+    const { runObservedCommand } = await import('./observed.js')
+    return await runObservedCommand(args.slice(1), configPath)
+  }
   let plan: Plan
   try {
     plan = planCommand(args, configPath)
@@ -30,6 +34,11 @@ export async function runOriginsCommand (args: string[], configPath: (flag: stri
     throw err // ConfigError: the CLI prints it and exits 2
   }
 
+  if (plan.dryRun) {
+    // Shows what the edit would refuse of observed traffic (src/cli/diff.ts); writes nothing.
+    const { runDryRun } = await import('./diff.js')
+    return await runDryRun(plan.loaded, plan.connection, plan.prefix, { kind: plan.sub as 'remove' | 'deny', policy: plan.policy, patterns: plan.patterns })
+  }
   const lists = new RedisOriginLists(plan.connection, plan.prefix)
   try {
     await lists.connect()
@@ -56,6 +65,7 @@ interface Plan {
   patterns: string[]
   ttlMs: number | undefined
   json: boolean
+  dryRun: boolean
   prefix: string
   loaded: LoadedConfig
   connection: RedisConnectionSettings
@@ -69,7 +79,8 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
       ttl: { type: 'string' },
       redis: { type: 'string' },
       config: { type: 'string', short: 'c' },
-      json: { type: 'boolean', default: false }
+      json: { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false }
     },
     allowPositionals: true,
     strict: true
@@ -83,6 +94,7 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
   if (sub === 'list' && rawPatterns.length > 0) throw new InputError('list takes no patterns')
   if (sub !== 'list' && rawPatterns.length === 0) throw new InputError(`${sub} needs at least one pattern`)
   if (values.ttl !== undefined && sub !== 'add') throw new InputError('--ttl only applies to add (expiring allow entries)')
+  if (values['dry-run'] && sub !== 'remove' && sub !== 'deny') throw new InputError('--dry-run applies to remove and deny')
   const ttlMs = values.ttl === undefined ? undefined : parseDuration(values.ttl)
   // Checked before the config schema sees it: a bad --redis is bad input (exit 2, one line,
   // never a ZodError stack), and the URL itself is not echoed (it may hold a password).
@@ -126,6 +138,7 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
     patterns: [...new Set(patterns)],
     ttlMs,
     json: values.json,
+    dryRun: values['dry-run'],
     prefix: redisConfig.keyPrefix,
     loaded,
     connection: redisConnectionSettings(redisConfig)

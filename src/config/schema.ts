@@ -2,6 +2,7 @@
 // Types are derived from the schema; every object is strict, so an unknown key is an
 // error that names its path instead of a setting silently ignored.
 import { z } from 'zod'
+import { parseDuration } from './duration.js'
 
 const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$/
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/
@@ -95,6 +96,17 @@ export const pluginSchema = z.strictObject({
   options: z.record(z.string(), z.unknown()).default({}),
   routes: z.array(z.string().min(1)).min(1).optional()
 }).refine((p) => (p.name === undefined) !== (p.path === undefined), 'needs exactly one of "name" (an npm package) and "path" (a file)')
+// Observed origins (SPEC.md "Observed origins", docs/rolling-out.md).
+export const observeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  // Distinct origins kept per policy; past it, new origins are counted in one `other` row.
+  maxOrigins: z.number().int().positive().max(1_000_000).default(10_000),
+  // How often each replica adds its counts to Redis (no Redis: unused).
+  flushIntervalMs: z.number().int().min(100).default(5000),
+  // How long counts are kept: the TTL of the hourly buckets in Redis, and the age past which a
+  // replica forgets an origin it no longer sees.
+  retention: z.string().refine((d) => parseDuration(d) !== undefined, 'must be a duration with a unit (ms, s, m, h, d, w), e.g. 7d, 24h').default('7d')
+})
 
 export const configSchema = z.strictObject({
   server: z.strictObject({
@@ -178,6 +190,7 @@ export const configSchema = z.strictObject({
     .refine((p) => Object.keys(p).length > 0, 'at least one policy is required'),
   websocket: websocketSchema.prefault({}),
   plugins: z.array(pluginSchema).default([]),
+  observe: observeSchema.prefault({}),
   routes: z.array(routeSchema).min(1, 'at least one route is required')
 }).superRefine((config, ctx) => {
   config.routes.forEach((route, i) => {
@@ -204,3 +217,4 @@ export type RouteConfig = z.infer<typeof routeSchema>
 export type PluginConfig = z.infer<typeof pluginSchema>
 export type WebsocketConfig = z.infer<typeof websocketSchema>
 export type RedisConfig = NonNullable<Config['redis']>
+export type ObserveConfig = z.infer<typeof observeSchema>

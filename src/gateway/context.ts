@@ -2,6 +2,7 @@
 // the metrics, the logger, and whether shutdown has begun. Built once in server.ts.
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
+import type { OriginObserver } from '../observe/origin-table.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import type { RequestKind } from './judge.js'
 import type { RouteTable } from './route-table.js'
@@ -24,4 +25,6 @@ export interface GatewayContext {
   logger: Logger
   /** True once shutdown has begun: new requests get 503, open websockets 1001. */
   isClosing: () => boolean
+  /** Counts each finished request's origin per policy (SPEC.md "Observed origins"); absent when `observe.enabled` is off. */
+  observer?: OriginObserver | undefined
 }

@@ -11,10 +11,11 @@ export function directRequestId (): string {
   return `direct-${(++directIds).toString(36)}`
 }
 
-/** Metrics and, when info is on, the one log line of a finished request. */
-export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger'>, logRequests: boolean, state: Judgement, reqId: string, method: string | undefined, status: number, elapsedMs: number, upstream?: string): void {
+/** Metrics, the observed origin and, when info is on, the one log line of a finished request. */
+export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger' | 'observer'>, logRequests: boolean, state: Judgement, reqId: string, method: string | undefined, status: number, elapsedMs: number, upstream?: string): void {
   const route = state.route?.label ?? 'none'
   opts.metrics.recordRequest(route, state.kind, state.decision.outcome, state.decision.reason, elapsedMs / 1000)
+  opts.observer?.record(state.policy.name, state.origin, state.decision.outcome, state.decision.reason, route)
   if (logRequests) {
     opts.logger.info({
       reqId,

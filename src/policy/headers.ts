@@ -28,7 +28,10 @@ export function preflightHeaders (policy: CompiledPolicy, decision: Decision, re
   // credentialed request (Fetch §3.2.3), so echoing works in both cases.
   const allowHeaders = v.allowHeaders ?? req.requestHeaders
   if (allowHeaders !== undefined && allowHeaders !== '') h['access-control-allow-headers'] = allowHeaders
-  if (v.maxAge !== undefined) h['access-control-max-age'] = v.maxAge
+  // A would-deny preflight (report-only) is served for the trial only: with the policy's
+  // lasting max-age a browser would keep using it for up to that long after the switch to
+  // enforce. Without the header, browsers cache it for 5 s (Fetch §4.8, step "max-age is null").
+  if (v.maxAge !== undefined && decision.outcome !== 'would_deny') h['access-control-max-age'] = v.maxAge
   if (req.privateNetwork && policy.privateNetwork) h['access-control-allow-private-network'] = 'true'
   return h
 }

@@ -23,6 +23,7 @@ export interface GatewayConfigInput {
   log?: Record<string, unknown>
   websocket?: Record<string, unknown>
   plugins?: Array<Record<string, unknown>>
+  observe?: Record<string, unknown>
 }
 
 /** A config document: servers on port 0 and loopback, the given policies and routes. */
@@ -34,6 +35,7 @@ export function testConfigYaml (input: GatewayConfigInput): string {
     ...(input.redis === undefined ? {} : { redis: input.redis }),
     ...(input.websocket === undefined ? {} : { websocket: input.websocket }),
     ...(input.plugins === undefined ? {} : { plugins: input.plugins }),
+    ...(input.observe === undefined ? {} : { observe: input.observe }),
     policies: input.policies ?? { default: { origins: ['https://app.example.com'] } },
     routes: input.routes ?? []
   })

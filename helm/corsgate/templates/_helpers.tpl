@@ -128,6 +128,10 @@ websocket:
 plugins:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with .Values.observe }}
+observe:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 policies:
   {{- toYaml .Values.policies | nindent 2 }}
 routes:
