@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `corsgate` command: argument parsing only; the work happens in the rooms it calls.
 import cluster from 'node:cluster'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import closeWithGrace from 'close-with-grace'
@@ -16,8 +16,11 @@ import { SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from '.
 const USAGE = `usage:
   corsgate [start] [--config FILE]
   corsgate check --config FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]
-  corsgate validate --config FILE
-  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE]
+  corsgate validate --config FILE [--skip-files]
+  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--allow-unknown-policy]
+  corsgate origins export --policy NAME|--all [--output FILE] [--redis URL] [--config FILE]
+  corsgate origins import FILE [--replace] [--redis URL] [--config FILE]
+  corsgate --version
 
 The config file defaults to $CORSGATE_CONFIG, then ${DEFAULT_CONFIG_PATH}.`
 
@@ -76,7 +79,8 @@ function check (args: string[]): number {
     strict: true
   })
   if (values.origin === undefined) throw new UsageError('check needs --origin (use --origin "" to check a request without Origin)')
-  const loaded = loadConfig(configPath(values.config))
+  // A config meant for another machine: the files it names need not exist here.
+  const loaded = loadConfig(configPath(values.config), process.env, { files: false })
   const store = new PolicyStore(loaded)
   const routes = new RouteTable(loaded.config.routes)
   const result = explain({ config: loaded.config, store, routes }, {
@@ -99,8 +103,9 @@ function check (args: string[]): number {
 }
 
 function validate (args: string[]): number {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true })
-  const loaded: LoadedConfig = loadConfig(configPath(values.config))
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, 'skip-files': { type: 'boolean', default: false } }, strict: true })
+  // Checks what `start` checks, the files the config names included (unless --skip-files).
+  const loaded: LoadedConfig = loadConfig(configPath(values.config), process.env, { files: !values['skip-files'] })
   for (const w of loaded.warnings) console.error(`warning: ${w}`)
   console.log(`${loaded.file}: valid (${Object.keys(loaded.config.policies).length} policies, ${loaded.config.routes.length} routes)`)
   return EXIT.ok
@@ -110,6 +115,11 @@ async function origins (args: string[]): Promise<number> {
   // Loaded lazily: only this command needs a Redis client at the CLI.
   const { runOriginsCommand } = await import('./cli/origins.js')
   return await runOriginsCommand(args, configPath)
+}
+
+function packageVersion (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
 }
 
 export async function main (argv: string[]): Promise<number> {
@@ -122,6 +132,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'validate': return validate(rest)
       case 'origins': return await origins(rest)
       case 'help': case '--help': case '-h': console.log(USAGE); return EXIT.ok
+      case 'version': case '--version': case '-v': console.log(packageVersion()); return EXIT.ok
       default:
         if (first.startsWith('-')) return await start(argv)
         throw new UsageError(`unknown command "${first}"`)

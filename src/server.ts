@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { buildAdmin, type SourceStatus } from './admin/app.js'
 import { GatewayMetrics } from './admin/metrics.js'
+import { referencedFileProblems } from './config/files.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
@@ -43,6 +44,9 @@ export function createLogger (config: Config): Logger {
 
 export async function startGateway ({ loaded, logger = createLogger(loaded.config), metrics = new GatewayMetrics() }: StartOptions): Promise<RunningGateway> {
   const { config } = loaded
+  // loadConfig checks these too; a config parsed from text (library use, tests) is checked here.
+  const fileProblems = referencedFileProblems(config)
+  if (fileProblems.length > 0) throw new ConfigError(loaded.file, fileProblems)
   for (const warning of loaded.warnings) logger.warn({ file: loaded.file }, warning)
 
   let closing = false
