@@ -17,6 +17,8 @@ const NOUN: Record<string, string> = {
 /** The human text for one issue, without the field name. `input` is the value found at its path. */
 export function humanIssue (issue: z.core.$ZodIssue, input: unknown): string {
   const got = input === undefined ? '' : `, got ${shown(input)}`
+  // A message the schema gives itself is kept (zod's own start "Invalid …" or "Too …").
+  if (!/^(Invalid|Too (small|big))/.test(issue.message)) return issue.message
   switch (issue.code) {
     case 'invalid_type':
       if (input === undefined) return `is required (${NOUN[issue.expected] ?? issue.expected})`
@@ -43,8 +45,7 @@ export function humanIssue (issue: z.core.$ZodIssue, input: unknown): string {
       return `${issue.message}${got}`
     }
     case 'invalid_format':
-      // Our own formats carry a message; zod's fallback reads "Invalid string: must match pattern".
-      return /^Invalid/.test(issue.message) ? `has the wrong form${got}` : issue.message
+      return `has the wrong form${got}`
     default:
       return issue.message.replace(/^Invalid input: /, '')
   }
