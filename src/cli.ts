@@ -18,8 +18,8 @@ const USAGE = `usage:
   corsgate check --config FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]
   corsgate validate --config FILE [--skip-files]
   corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--allow-unknown-policy]
-  corsgate origins export --policy NAME|--all [--output FILE] [--redis URL] [--config FILE]
-  corsgate origins import FILE [--replace] [--redis URL] [--config FILE]
+  corsgate origins export [--policy NAME]... [--output FILE] [--redis URL] [--config FILE]
+  corsgate origins import FILE|- [--replace] [--dry-run] [--redis URL] [--config FILE] [--allow-unknown-policy]
   corsgate --version
 
 The config file defaults to $CORSGATE_CONFIG, then ${DEFAULT_CONFIG_PATH}.`
