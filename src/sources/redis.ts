@@ -91,6 +91,8 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   private stopped = false
   private lastRead: RawRead | undefined
   private outageLogged = false
+  /** Keyspace detection has answered at least once (its first answer is always logged). */
+  private keyspaceKnown = false
   private readonly unknownPolicies = new Set<string>()
   // A reload of a large list only parses the entries that changed.
   private readonly patterns = new PatternCache()
@@ -145,7 +147,7 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     this.log.info({ redis: this.target, keyPrefix: this.prefix, pollIntervalMs: this.redis.pollIntervalMs }, 'redis source starting')
     this.client = this.connectCommandClient()
     this.subscriber = this.connectSubscriber()
-    this.pollTimer = setInterval(() => this.requestReload('poll'), this.redis.pollIntervalMs)
+    this.pollTimer = setInterval(() => this.poll(), this.redis.pollIntervalMs)
     this.pollTimer.unref()
   }
 
@@ -260,34 +262,48 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
    * Keyspace notifications are used when the server has them on. We only read the setting
    * (CONFIG may be refused on managed Redis) and set it only when the config asks to.
    * The PSUBSCRIBE is made either way: it costs nothing, and catches a server whose
-   * notifications are on but whose CONFIG we may not read.
+   * notifications are on but whose CONFIG we may not read. Read again on every poll, so
+   * `/readyz` follows an operator who turns them on (or off) while corsgate runs; logged
+   * only when the answer changes.
    */
   private async detectKeyspaceEvents (client: Redis): Promise<void> {
     let flags: string
     try {
       flags = configValue(await client.config('GET', 'notify-keyspace-events'))
     } catch (err) {
-      this.log.info({ err: (err as Error).message }, 'CONFIG GET refused: cannot tell whether keyspace notifications are on (the reload channel and polling still apply)')
-      this.update({ keyspaceEvents: 'unknown' })
+      this.keyspaceState('unknown', () => this.log.info({ err: (err as Error).message }, 'CONFIG GET refused: cannot tell whether keyspace notifications are on (the reload channel and polling still apply)'))
       return
     }
     if (coversPolicyKeys(flags)) {
-      this.update({ keyspaceEvents: 'enabled' })
+      this.keyspaceState('enabled', () => this.log.info({ flags }, 'keyspace notifications are on: edits are in force at once'))
       return
     }
     if (this.redis.enableKeyspaceEvents) {
       const wanted = mergeFlags(flags, 'Kgsz')
       try {
         await client.config('SET', 'notify-keyspace-events', wanted)
-        this.log.info({ flags: wanted }, 'keyspace notifications turned on (redis.enableKeyspaceEvents)')
-        this.update({ keyspaceEvents: 'enabled' })
+        this.keyspaceState('enabled', () => this.log.info({ flags: wanted }, 'keyspace notifications turned on (redis.enableKeyspaceEvents)'))
         return
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'CONFIG SET notify-keyspace-events refused; relying on the reload channel and polling')
+        if (this.st.keyspaceEvents !== 'disabled') this.log.warn({ err: (err as Error).message }, 'CONFIG SET notify-keyspace-events refused; relying on the reload channel and polling')
       }
     }
-    this.log.info({ flags }, 'keyspace notifications are off on the server: edits propagate by the reload channel, or by polling')
-    this.update({ keyspaceEvents: 'disabled' })
+    this.keyspaceState('disabled', () => this.log.info({ flags }, 'keyspace notifications are off on the server: edits propagate by the reload channel, or by polling'))
+  }
+
+  /** Records what detection found; `say` logs it, only when it differs from the last finding. */
+  private keyspaceState (found: KeyspaceEvents, say: () => void): void {
+    if (found === this.st.keyspaceEvents && this.keyspaceKnown) return
+    this.keyspaceKnown = true
+    say()
+    this.update({ keyspaceEvents: found })
+  }
+
+  /** The poll: read the keyspace setting again (cheap), then resync. */
+  private poll (): void {
+    const client = this.client
+    if (client !== undefined && client.status === 'ready' && !this.stopped) void this.detectKeyspaceEvents(client).catch(() => {})
+    this.requestReload('poll')
   }
 
   private async reload (reason: string): Promise<void> {
