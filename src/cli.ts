@@ -11,7 +11,7 @@ import { RouteTable } from './gateway/route-table.js'
 import { nodeSupportWarning } from './node-support.js'
 import { createLogger, startGateway } from './server.js'
 import { PolicyStore } from './sources/policy-store.js'
-import { SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
+import { RELOAD_MESSAGE, SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
 
 const USAGE = `usage:
   corsgate [start] [--config FILE]
@@ -51,16 +51,23 @@ async function start (args: string[]): Promise<number> {
     superviseWorkers(loaded.config.server.workers, logger, loaded.config.server.shutdownGraceMs)
     return -1
   }
+  // The config file's policies reload on change and on SIGHUP (a worker gets the primary's relay).
   const running = worker === undefined
-    ? await startGateway({ loaded, logger })
-    : await startGateway({ loaded: workerConfig(loaded, worker), logger: logger.child({ worker }) })
-  const grace = closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
+    ? await startGateway({ loaded, logger, watchConfig: true })
+    : await startGateway({ loaded: workerConfig(loaded, worker), logger: logger.child({ worker }), watchConfig: { signal: false } })
+  // SIGHUP reloads the config file (src/sources/config-file.ts); it is not a shutdown.
+  const grace = closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, skip: ['SIGHUP'], logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
     else logger.info({ signal }, 'shutting down')
     await running.close()
   })
   // A cluster worker drains when the primary asks (it relays SIGTERM/SIGINT as a message).
-  if (worker !== undefined) process.on('message', (message) => { if (message === SHUTDOWN_MESSAGE) void grace.close() })
+  if (worker !== undefined) {
+    process.on('message', (message) => {
+      if (message === SHUTDOWN_MESSAGE) void grace.close()
+      if (message === RELOAD_MESSAGE) running.configFile?.reload('SIGHUP')
+    })
+  }
   return -1 // keep running
 }
 

@@ -75,7 +75,6 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   private readonly store: PolicyStore
   private readonly log: Logger
   private readonly prefix: string
-  private readonly policyNames: string[]
   private readonly channel: string
   private readonly pattern: string
   private readonly options: RedisOptions
@@ -104,7 +103,6 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     this.store = store
     this.log = logger.child({ source: SOURCE })
     this.prefix = redis.keyPrefix
-    this.policyNames = Object.keys(store.loaded.config.policies)
     const settings = redisConnectionSettings(redis, env)
     this.target = settings.target
     this.channel = reloadChannel(this.prefix)
@@ -136,6 +134,11 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
       entries: { allow: 0, deny: 0, expiring: 0 },
       invalidEntries: 0
     }
+  }
+
+  /** The policies whose keys are read: those of the store's current config (a reload may change them). */
+  private get policyNames (): string[] {
+    return Object.keys(this.store.loaded.config.policies)
   }
 
   get state (): Readonly<RedisSourceState> {
@@ -333,8 +336,16 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     const unchanged = this.st.loaded && this.lastRead !== undefined && sameRead(this.lastRead, read.raw)
     let record: ReloadRecord | undefined
     if (!unchanged) {
-      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live: read.live, version: this.store.snapshot.version + 1 }, read.errors, { cache: this.patterns })
-      if (this.stopped) return
+      const readErrors = read.errors
+      let next
+      for (;;) {
+        const loaded = this.store.loaded
+        read.errors = readErrors.slice()
+        next = await buildSnapshotInSlices({ config: loaded.config, envOrigins: loaded.envOrigins, live: read.live, version: this.store.snapshot.version + 1 }, read.errors, { cache: this.patterns })
+        if (this.stopped) return
+        // The config was reloaded during the compile: compile again, so it is not undone.
+        if (this.store.loaded === loaded) break
+      }
       record = this.store.swap(next, read.live, SOURCE, read.errors)
       this.lastRead = read.raw
       this.scheduleExpiry(read.live)
@@ -501,8 +512,10 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     }
     if (dropped > 0) {
       const errors: EntryError[] = []
-      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live, version: this.store.snapshot.version + 1 }, errors, { cache: this.patterns })
-      if (this.stopped) return
+      const loaded = this.store.loaded
+      const next = await buildSnapshotInSlices({ config: loaded.config, envOrigins: loaded.envOrigins, live, version: this.store.snapshot.version + 1 }, errors, { cache: this.patterns })
+      // Stopped, or the config was reloaded meanwhile (expired entries stop matching anyway).
+      if (this.stopped || this.store.loaded !== loaded) return
       // Same entries as before minus the expired ones: their errors were reported already.
       this.store.swap(next, live, SOURCE, [])
       this.lastRead = undefined
