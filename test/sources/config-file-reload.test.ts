@@ -120,3 +120,35 @@ t.test('settings read only at start are named as needing a restart; a route is n
   t.match(refused.problems[0], /routes\[0\]\.policy: the running route \/ uses policy "default", which the new file no longer defines/)
   t.equal(await preflight(gw, 'https://e.example.com'), 204, 'the running config is kept')
 })
+
+t.test('a policy added by a reload reads its Redis keys; Redis entries survive a reload', async (t) => {
+  const { startRedis } = await import('../helpers/redis-server.js')
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const upstream = await startUpstream()
+  t.teardown(async () => { await upstream.close() })
+  const dir = t.testdir()
+  const file = join(dir, 'corsgate.yaml')
+  const redisSection = { url: redis.url, keyPrefix: 'cfg:', pollIntervalMs: 60_000 }
+  writeFileSync(file, testConfigYaml({ policies: { default: { origins: ['https://a.example.com'] } }, routes: [{ path: '/', upstream: upstream.url }], redis: redisSection }))
+  await redis.client.sadd('cfg:policy:default:origins', 'https://live.example.com')
+  await redis.client.sadd('cfg:policy:api:origins', 'https://partner.example.org')
+  const gw = await startCliGateway(['--config', file])
+  t.teardown(async () => { await gw.stop() })
+  await gw.waitForLine((l) => l.msg === 'redis whitelist loaded')
+  const explain = async (origin: string, path: string): Promise<boolean> =>
+    ((await (await fetch(`${gw.adminUrl}/explain?origin=${encodeURIComponent(origin)}&path=${path}&method=GET`)).json()) as { allowed: boolean }).allowed
+  t.equal(await explain('https://live.example.com', '/'), true, 'the Redis entry is in force')
+
+  // A new policy for a new route would need a restart (routes are read at start); a new
+  // policy that the running route does not use is still compiled, with its Redis keys.
+  const mark = gw.lines.length
+  writeFileSync(file, testConfigYaml({ policies: { default: { origins: ['https://b.example.com'] }, api: { origins: [] } }, routes: [{ path: '/', upstream: upstream.url }], redis: redisSection }))
+  gw.child.kill('SIGHUP')
+  await gw.waitForLine((l) => l.msg === 'config reloaded: policies swapped in', mark)
+  await gw.waitForLine((l) => l.msg === 'redis whitelist loaded' && l.reason === 'config', mark)
+  t.equal(await explain('https://live.example.com', '/'), true, 'the Redis entry survived the reload')
+  t.equal(await explain('https://b.example.com', '/'), true, 'the file change is in force')
+  const policies = await (await fetch(`${gw.adminUrl}/policies`)).json() as { policies: Record<string, { origins: Array<{ pattern: string, source: string }> }> }
+  t.same(policies.policies.api?.origins, [{ pattern: 'https://partner.example.org', source: 'redis' }], 'the new policy has its Redis origins (no poll needed)')
+})
