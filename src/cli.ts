@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `corsgate` command: argument parsing only; the work happens in the rooms it calls.
 import cluster from 'node:cluster'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import closeWithGrace from 'close-with-grace'
@@ -11,17 +11,19 @@ import { RouteTable } from './gateway/route-table.js'
 import { nodeSupportWarning } from './node-support.js'
 import { createLogger, startGateway } from './server.js'
 import { PolicyStore } from './sources/policy-store.js'
-import { SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
+import { RELOAD_MESSAGE, SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
 
 const USAGE = `usage:
   corsgate [start] [--config FILE]
   corsgate check --config FILE --origin O [--method M] [--header H]... [--path P] [--host H] [--json]
-  corsgate validate --config FILE
-  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE]
-  corsgate health [--config FILE] [--timeout MS]
-  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--dry-run]
+  corsgate validate --config FILE [--skip-files]
+  corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--dry-run] [--allow-unknown-policy]
+  corsgate origins export [--policy NAME]... [--output FILE] [--redis URL] [--config FILE]
+  corsgate origins import FILE|- [--replace] [--dry-run] [--redis URL] [--config FILE] [--allow-unknown-policy]
   corsgate origins observed --policy NAME [--since 24h] [--outcome O] [--json] [--redis URL] [--config FILE]
   corsgate diff --config CANDIDATE [--live FILE] [--redis URL] [--since 24h] [--json]
+  corsgate health [--config FILE] [--timeout MS]
+  corsgate --version
 
 The config file defaults to $CORSGATE_CONFIG, then ${DEFAULT_CONFIG_PATH}.`
 
@@ -52,16 +54,23 @@ async function start (args: string[]): Promise<number> {
     superviseWorkers(loaded.config.server.workers, logger, loaded.config.server.shutdownGraceMs)
     return -1
   }
+  // The config file's policies reload on change and on SIGHUP (a worker gets the primary's relay).
   const running = worker === undefined
-    ? await startGateway({ loaded, logger })
-    : await startGateway({ loaded: workerConfig(loaded, worker), logger: logger.child({ worker }) })
-  const grace = closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
+    ? await startGateway({ loaded, logger, watchConfig: true })
+    : await startGateway({ loaded: workerConfig(loaded, worker), logger: logger.child({ worker }), watchConfig: { signal: false } })
+  // SIGHUP reloads the config file (src/sources/config-file.ts); it is not a shutdown.
+  const grace = closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, skip: ['SIGHUP'], logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
     else logger.info({ signal }, 'shutting down')
     await running.close()
   })
   // A cluster worker drains when the primary asks (it relays SIGTERM/SIGINT as a message).
-  if (worker !== undefined) process.on('message', (message) => { if (message === SHUTDOWN_MESSAGE) void grace.close() })
+  if (worker !== undefined) {
+    process.on('message', (message) => {
+      if (message === SHUTDOWN_MESSAGE) void grace.close()
+      if (message === RELOAD_MESSAGE) running.configFile?.reload('SIGHUP')
+    })
+  }
   return -1 // keep running
 }
 
@@ -80,7 +89,8 @@ function check (args: string[]): number {
     strict: true
   })
   if (values.origin === undefined) throw new UsageError('check needs --origin (use --origin "" to check a request without Origin)')
-  const loaded = loadConfig(configPath(values.config))
+  // A config meant for another machine: the files it names need not exist here.
+  const loaded = loadConfig(configPath(values.config), process.env, { files: false })
   const store = new PolicyStore(loaded)
   const routes = new RouteTable(loaded.config.routes)
   const result = explain({ config: loaded.config, store, routes }, {
@@ -103,8 +113,9 @@ function check (args: string[]): number {
 }
 
 function validate (args: string[]): number {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true })
-  const loaded: LoadedConfig = loadConfig(configPath(values.config))
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, 'skip-files': { type: 'boolean', default: false } }, strict: true })
+  // Checks what `start` checks, the files the config names included (unless --skip-files).
+  const loaded: LoadedConfig = loadConfig(configPath(values.config), process.env, { files: !values['skip-files'] })
   for (const w of loaded.warnings) console.error(`warning: ${w}`)
   console.log(`${loaded.file}: valid (${Object.keys(loaded.config.policies).length} policies, ${loaded.config.routes.length} routes)`)
   return EXIT.ok
@@ -126,6 +137,11 @@ async function diff (args: string[]): Promise<number> {
   return await runDiffCommand(args)
 }
 
+function packageVersion (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [first, ...rest] = argv
   try {
@@ -138,6 +154,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'health': return await health(rest)
       case 'diff': return await diff(rest)
       case 'help': case '--help': case '-h': console.log(USAGE); return EXIT.ok
+      case 'version': case '--version': case '-v': console.log(packageVersion()); return EXIT.ok
       default:
         if (first.startsWith('-')) return await start(argv)
         throw new UsageError(`unknown command "${first}"`)

@@ -1,5 +1,5 @@
 // CVE-2026-58044 hits HTTP proxies on Node lines without its fix. Node 20 is end-of-life and
-// will never get one; production belongs on 22.23.2+ or 24.18.1+ (README "Node versions").
+// will never get one; production belongs on 22.23.2+ or 24.18.1+ (docs/getting-started.md "Node versions").
 const FIXED: Record<number, [number, number]> = { 22: [23, 2], 24: [18, 1] }
 
 /** A warning to log at start, or undefined when this Node line has the fix. */

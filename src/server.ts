@@ -3,12 +3,14 @@ import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { buildAdmin, type SourceStatus } from './admin/app.js'
 import { GatewayMetrics } from './admin/metrics.js'
+import { referencedFileProblems } from './config/files.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
 import { createObservedOrigins, type ObservedOrigins } from './observe/observed-origins.js'
 import { RouteTable } from './gateway/route-table.js'
+import { ConfigFileSource } from './sources/config-file.js'
 import { PolicyStore } from './sources/policy-store.js'
 // Type-only: the Redis source (and ioredis, ~10 MB of RSS) is loaded only when configured.
 import type { RedisPolicySource, RedisSourceState } from './sources/redis.js'
@@ -24,6 +26,8 @@ export interface RunningGateway {
   /** `http://host:port` of the public and admin servers. */
   url: string
   adminUrl: string
+  /** The config file reloader, when `watchConfig` was asked for. */
+  configFile: ConfigFileSource | undefined
   /** Drains in-flight requests, then stops everything. Safe to call twice. */
   close: () => Promise<void>
 }
@@ -34,6 +38,11 @@ export interface StartOptions {
   plugins?: readonly GatewayPlugin[]
   logger?: Logger
   metrics?: GatewayMetrics
+  /**
+   * Reload the config file's policies when it changes, and on SIGHUP unless `signal: false`
+   * (src/sources/config-file.ts). `corsgate start` asks for it; off by default for library use.
+   */
+  watchConfig?: boolean | { signal: boolean }
 }
 
 /** Log lines never carry secrets: credentials in headers or URLs are censored. */
@@ -47,8 +56,11 @@ export function createLogger (config: Config): Logger {
   })
 }
 
-export async function startGateway ({ loaded, logger = createLogger(loaded.config), metrics = new GatewayMetrics(), plugins = [] }: StartOptions): Promise<RunningGateway> {
+export async function startGateway ({ loaded, logger = createLogger(loaded.config), metrics = new GatewayMetrics(), plugins = [], watchConfig = false }: StartOptions): Promise<RunningGateway> {
   const { config } = loaded
+  // loadConfig checks these too; a config parsed from text (library use, tests) is checked here.
+  const fileProblems = referencedFileProblems(config)
+  if (fileProblems.length > 0) throw new ConfigError(loaded.file, fileProblems)
   for (const warning of loaded.warnings) logger.warn({ file: loaded.file }, warning)
 
   let closing = false
@@ -116,6 +128,16 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   }
   redis?.start()
   observed?.start()
+  let configFile: ConfigFileSource | undefined
+  if (watchConfig !== false) {
+    configFile = new ConfigFileSource({ store, logger, signal: watchConfig === true || watchConfig.signal })
+    configFile.on('reloaded', (outcome) => {
+      if (outcome.result === 'error') metrics.reloads.inc({ source: 'file', result: 'error' })
+      // New policy names: read their Redis keys now rather than at the next poll.
+      if (outcome.result === 'ok') redis?.requestReload('config')
+    })
+    configFile.start()
+  }
   const url = addressOf(gateway)
   const adminUrl = addressOf(admin)
   logger.info({ url, adminUrl, routes: routes.routes.map((r) => `${r.label} → ${r.upstream}`), policies: [...store.snapshot.policies.keys()] }, 'corsgate listening')
@@ -124,6 +146,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   const close = async (): Promise<void> => {
     closed ??= (async () => {
       closing = true
+      configFile?.stop()
       logger.info('draining')
       await drain(gateway, Math.floor(config.server.shutdownGraceMs * 0.8), logger)
       await admin.close()
@@ -133,7 +156,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     })()
     return await closed
   }
-  return { gateway, admin, store, routes, metrics, observed, url, adminUrl, close }
+  return { gateway, admin, store, routes, metrics, observed, url, adminUrl, configFile, close }
 }
 
 /**

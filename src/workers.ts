@@ -19,6 +19,8 @@ import type { LoadedConfig } from './config/load.js'
 const INDEX_ENV = 'CORSGATE_WORKER_INDEX'
 /** The IPC message that asks a worker to drain and exit. */
 export const SHUTDOWN_MESSAGE = 'corsgate:shutdown'
+/** The IPC message that asks a worker to reload its config file (the primary got SIGHUP). */
+export const RELOAD_MESSAGE = 'corsgate:reload'
 const RESTART_DELAY_MS = 1_000
 
 /** This process's worker index, or undefined when it is not a cluster worker. */
@@ -82,6 +84,10 @@ export function superviseWorkers (count: number, logger: Logger, shutdownGraceMs
       stop(0)
     })
   }
+  // SIGHUP reloads the config file: each worker does its own (it also watches the file).
+  process.on('SIGHUP', () => {
+    for (const worker of workers.values()) if (worker.isConnected()) worker.send(RELOAD_MESSAGE)
+  })
   logger.info({ workers: count }, 'starting workers')
   for (let i = 0; i < count; i++) fork(i)
 }

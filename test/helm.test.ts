@@ -11,7 +11,14 @@ import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
 import type { z } from 'zod'
+import { loadConfig } from '../src/config/load.js'
 import { configSchema, policySchema, routeSchema } from '../src/config/schema.js'
+import { explain } from '../src/gateway/explain.js'
+import { RouteTable } from '../src/gateway/route-table.js'
+import { PolicyStore } from '../src/sources/policy-store.js'
+
+// helm renders and `corsgate validate` runs take seconds each on a loaded machine.
+t.setTimeout(300_000)
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const chart = join(root, 'helm', 'corsgate')
@@ -56,8 +63,11 @@ function chartChecks (helm: string): void {
     if (result.error !== undefined) throw result.error
     return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr }
   }
-  const render = (args: string[], chartDir = chart): Rendered => {
-    const { status, stdout, stderr } = run(['template', 'rel', chartDir, '--namespace', 'web', '--kube-version', KUBE_VERSION, ...args])
+  // The chart ships no policy; a user's values set one (test/fixtures/helm/policy.yaml), and
+  // values given after it win. `bare` renders without it.
+  const userPolicy = ['-f', join(fixtures, 'policy.yaml')]
+  const render = (args: string[], chartDir = chart, bare = false): Rendered => {
+    const { status, stdout, stderr } = run(['template', 'rel', chartDir, '--namespace', 'web', '--kube-version', KUBE_VERSION, ...(bare ? [] : userPolicy), ...args])
     const objects = status === 0
       ? parseAllDocuments(stdout).map((doc) => doc.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null)
       : []
@@ -112,7 +122,7 @@ function chartChecks (helm: string): void {
 
   t.test('helm lint --strict passes for the defaults and every fixture', async (t) => {
     for (const [name, args] of allFixtures) {
-      const { status, stdout, stderr } = run(['lint', '--strict', chart, '--kube-version', KUBE_VERSION, ...args])
+      const { status, stdout, stderr } = run(['lint', '--strict', chart, '--kube-version', KUBE_VERSION, ...userPolicy, ...args])
       t.equal(status, 0, `${name}: ${status === 0 ? 'lint clean' : stdout + stderr}`)
     }
   })
@@ -239,6 +249,35 @@ function chartChecks (helm: string): void {
     t.match(shortGrace.stderr, /terminationGracePeriodSeconds/)
   })
 
+  t.test('the chart allows no origin nobody listed: no placeholder policy, none set fails', async (t) => {
+    const bare = render([], chart, true)
+    t.not(bare.status, 0, 'an install that sets no policy fails')
+    t.match(bare.stderr, /policies: no CORS policy is set\. The chart ships none, so that no origin is allowed that you did not list/, 'with a message saying what to set')
+    const lint = run(['lint', '--strict', chart, '--kube-version', KUBE_VERSION])
+    // helm lint reports a template `fail` without failing (helm's own rule); it still says so.
+    t.match(lint.stdout + lint.stderr, /no CORS policy is set/, 'helm lint on the bare chart says so too')
+    const notMap = render(['--set', 'policies.default=x'], chart, true)
+    t.not(notMap.status, 0, 'a policy that is not a map is refused')
+
+    // A user's values with other policies get nothing merged in from the chart.
+    const own = render(['--set-json', 'policies={"api":{"origins":["https://shop.example.org"]}}', '--set-json', 'routes=[{"path":"/","upstream":"http://api.web.svc:80","policy":"api"}]'], chart, true)
+    t.equal(own.status, 0, own.stderr)
+    const config = configOf(own.objects)
+    t.same(Object.keys(config.policies), ['api'], 'only the policies the user set')
+    const dir = mkdtempSync(join(tmpdir(), 'corsgate-placeholder-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'config.yaml')
+    writeFileSync(file, find(own.objects, 'ConfigMap')?.data?.['config.yaml'] ?? '')
+    // What `corsgate check` answers, in process: the rendered file loaded and judged.
+    const loaded = loadConfig(file, {})
+    const judge = { config: loaded.config, store: new PolicyStore(loaded), routes: new RouteTable(loaded.config.routes) }
+    const allowed = (origin: string): boolean => explain(judge, { origin, method: 'GET', path: '/' }).allowed
+    t.equal(allowed('https://app.example.com'), false, 'the old placeholder origin is DENIED')
+    t.equal(allowed('https://shop.example.org'), true, 'the origin the user listed is ALLOWED')
+    const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as { policies: object }
+    t.same(values.policies, {}, 'values.yaml ships no policy')
+  })
+
   t.test('PodDisruptionBudget and HorizontalPodAutoscaler', async (t) => {
     const defaults = render([]).objects
     t.match(find(defaults, 'PodDisruptionBudget'), { apiVersion: 'policy/v1', spec: { maxUnavailable: 1 } }, 'a PDB by default')
@@ -293,7 +332,7 @@ function chartChecks (helm: string): void {
     cpSync(chart, join(app, 'charts', 'corsgate'), { recursive: true })
     const lint = run(['lint', '--strict', app, '--kube-version', KUBE_VERSION])
     t.equal(lint.status, 0, `the app chart lints clean ${lint.stdout}${lint.stderr}`)
-    const rendered = render([], app)
+    const rendered = render([], app, true)
     t.equal(rendered.status, 0, `the app chart renders ${rendered.stderr}`)
     const configMap = find(rendered.objects, 'ConfigMap')
     const deployment = find(rendered.objects, 'Deployment', 'rel-laravel')

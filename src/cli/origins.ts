@@ -11,17 +11,25 @@ import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern
 import { RedisOriginLists, type ListedEntry, type OriginEditKind, type OriginEditResult } from '../sources/origin-lists.js'
 import { RedisConfigError, redisConnectionSettings, type RedisConnectionSettings } from '../sources/redis-connection.js'
 
-const USAGE = 'usage: corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--json] [--dry-run]\n       corsgate origins observed --policy NAME [--since 24h] [--outcome O] [--json] [--redis URL] [--config FILE]'
+export const USAGE = `usage: corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--json] [--dry-run] [--allow-unknown-policy]
+       corsgate origins export [--policy NAME]... [--output FILE] [--redis URL] [--config FILE]
+       corsgate origins import FILE|- [--replace] [--dry-run] [--redis URL] [--config FILE] [--allow-unknown-policy]
+       corsgate origins observed --policy NAME [--since 24h] [--outcome O] [--json] [--redis URL] [--config FILE]`
 const EXIT = { ok: 0, redis: 1, usage: 2 } as const
 const SUBCOMMANDS = ['list', 'add', 'remove', 'deny', 'undeny'] as const
 type Subcommand = typeof SUBCOMMANDS[number]
 
-class InputError extends Error {}
+export class InputError extends Error {}
 
 export async function runOriginsCommand (args: string[], configPath: (flag: string | undefined) => string): Promise<number> {
   if (args[0] === 'observed') {
     const { runObservedCommand } = await import('./observed.js')
     return await runObservedCommand(args.slice(1), configPath)
+  }
+  const first = args.find((a) => !a.startsWith('-'))
+  if (first === 'export' || first === 'import') {
+    const { runTransferCommand } = await import('./origins-transfer.js')
+    return await runTransferCommand(args, configPath)
   }
   let plan: Plan
   try {
@@ -80,7 +88,8 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
       redis: { type: 'string' },
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false }
+      'dry-run': { type: 'boolean', default: false },
+      'allow-unknown-policy': { type: 'boolean', default: false }
     },
     allowPositionals: true,
     strict: true
@@ -102,6 +111,11 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
 
   const loaded = loadConfig(configPath(values.config))
   const policyConfig = loaded.config.policies[policy]
+  // A write to a policy the config does not define creates keys no gateway reads (a copied
+  // command with another setup's policy name): refused unless asked for explicitly.
+  if (policyConfig === undefined && (sub === 'add' || sub === 'deny') && !values['allow-unknown-policy']) {
+    throw new InputError(unknownPolicyMessage(policy, loaded))
+  }
 
   // Check every pattern first; write nothing unless all are good.
   const problems: string[] = []
@@ -123,14 +137,7 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
     throw new InputError(`nothing written; invalid pattern${problems.length > 1 ? 's' : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
   }
 
-  const redisSchema = configSchema.shape.redis.unwrap()
-  const checked = redisSchema.safeParse({ ...loaded.config.redis, ...(values.redis === undefined ? {} : { url: values.redis }) })
-  if (!checked.success) {
-    const issues = checked.error.issues.map((i) => `redis${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
-    throw new InputError(`invalid Redis settings: ${issues.join('; ')}`)
-  }
-  const redisConfig: RedisConfig = checked.data
-  if (redisConfig.url === undefined && redisConfig.sentinels === undefined) throw new InputError(`no Redis to write to: pass --redis URL, set CORSGATE_REDIS_URL, or set redis.url in ${loaded.file}`)
+  const redisConfig = redisOf(loaded, values.redis)
   if (policyConfig === undefined) console.error(`warning: policy "${policy}" is not defined in ${loaded.file}; gateways using that file ignore its Redis keys`)
   return {
     sub,
@@ -143,6 +150,29 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
     loaded,
     connection: redisConnectionSettings(redisConfig)
   }
+}
+
+/** Why a write to `policy` is refused: it names the config and the policies it has. */
+export function unknownPolicyMessage (policy: string, loaded: LoadedConfig): string {
+  const names = Object.keys(loaded.config.policies).map((n) => `"${n}"`).join(', ')
+  return `policy "${policy}" is not defined in ${loaded.file} (it defines ${names}), so no gateway using that file reads its Redis keys; nothing written. ` +
+    'Pass the gateways\' config with --config FILE (or CORSGATE_CONFIG), or --allow-unknown-policy to write anyway'
+}
+
+/** The Redis to talk to: the config's `redis` section, `--redis URL` winning over its URL. */
+export function redisOf (loaded: LoadedConfig, redisFlag: string | undefined): RedisConfig {
+  // Checked before the config schema sees it: a bad --redis is bad input (exit 2, one line,
+  // never a ZodError stack), and the URL itself is not echoed (it may hold a password).
+  if (redisFlag !== undefined && !/^rediss?:\/\//.test(redisFlag)) throw new InputError('--redis must be a redis:// or rediss:// URL')
+  const redisSchema = configSchema.shape.redis.unwrap()
+  const checked = redisSchema.safeParse({ ...loaded.config.redis, ...(redisFlag === undefined ? {} : { url: redisFlag }) })
+  if (!checked.success) {
+    const issues = checked.error.issues.map((i) => `redis${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
+    throw new InputError(`invalid Redis settings: ${issues.join('; ')}`)
+  }
+  const redisConfig: RedisConfig = checked.data
+  if (redisConfig.url === undefined && redisConfig.sentinels === undefined) throw new InputError(`no Redis to write to: pass --redis URL, set CORSGATE_REDIS_URL, or set redis.url in ${loaded.file}`)
+  return redisConfig
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }

@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { compilePolicy, fileEntries, parseEntries, type EntryError } from '../policy/compile.js'
+import { developmentOriginWarnings } from './development-origins.js'
+import { referencedFileProblems } from './files.js'
+import { humanIssue, valueAt } from './issues.js'
 import { configSchema, type Config } from './schema.js'
 
 export const DEFAULT_CONFIG_PATH = 'config/default.yaml'
@@ -22,22 +25,36 @@ export class ConfigError extends Error {
 export interface LoadedConfig {
   config: Config
   file: string
-  /** Origins from `CORSGATE_ORIGINS`, added to the `default` policy. */
+  /** Origins from `CORSGATE_ORIGINS`, added to the `default` policy (or replacing its file origins, `CORSGATE_ORIGINS_MODE=replace`). */
   envOrigins: string[]
   warnings: string[]
 }
 
 type Env = Record<string, string | undefined>
 
+export interface LoadOptions {
+  /**
+   * Check that the files the config names (CA bundles, secret files) can be read, as `start`
+   * needs them. Default true; off for `check`, and `validate --skip-files`, which judge a
+   * config meant for another machine.
+   */
+  files?: boolean
+}
+
 /** Loads and validates a config file; throws `ConfigError` listing every problem. */
-export function loadConfig (file: string, env: Env = process.env): LoadedConfig {
+export function loadConfig (file: string, env: Env = process.env, options: LoadOptions = {}): LoadedConfig {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`])
   }
-  return parseConfig(text, file, env)
+  const loaded = parseConfig(text, file, env)
+  if (options.files !== false) {
+    const problems = referencedFileProblems(loaded.config)
+    if (problems.length > 0) throw new ConfigError(file, problems)
+  }
+  return loaded
 }
 
 export function parseConfig (text: string, file: string, env: Env = {}): LoadedConfig {
@@ -52,7 +69,7 @@ export function parseConfig (text: string, file: string, env: Env = {}): LoadedC
   if (!parsed.success) {
     throw new ConfigError(file, [
       ...problems,
-      ...parsed.error.issues.map((issue) => describeIssue(issue, fromEnv)),
+      ...parsed.error.issues.map((issue) => describeIssue(issue, raw, fromEnv)),
       ...rawPatternProblems(raw),
       ...envOriginProblems(envOrigins)
     ])
@@ -60,7 +77,7 @@ export function parseConfig (text: string, file: string, env: Env = {}): LoadedC
   const config = parsed.data
   if (envOrigins.length > 0 && !('default' in config.policies)) problems.push('CORSGATE_ORIGINS: there is no policy named "default" to add the origins to')
 
-  const warnings: string[] = []
+  const warnings: string[] = developmentOriginWarnings(config, env)
   const errors: EntryError[] = []
   for (const [name, policy] of Object.entries(config.policies)) {
     const raw = fileEntries(name, policy, name === 'default' ? envOrigins : [])
@@ -97,7 +114,7 @@ function envOriginProblems (origins: readonly string[]): string[] {
 }
 
 /** One line per schema issue, named by its path, or by the variable that set the value. */
-function describeIssue (issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): string {
+function describeIssue (issue: z.core.$ZodIssue, raw: unknown, fromEnv: ReadonlyMap<string, string>): string {
   const path = formatPath(issue.path)
   const where = fromEnv.has(path) ? `${fromEnv.get(path)!} (${path})` : path === '' ? '(top level)' : path
   if (issue.code === 'unrecognized_keys') {
@@ -107,7 +124,7 @@ function describeIssue (issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, st
     // A record key (a policy name) that fails its own schema: keep that schema's message.
     return `${where}: invalid name: ${issue.issues.map((i) => i.message).join('; ')}`
   }
-  return `${where}: ${issue.message}`
+  return `${where}: ${humanIssue(issue, valueAt(raw, issue.path))}`
 }
 
 export function formatPath (path: readonly PropertyKey[]): string {
@@ -161,5 +178,15 @@ function applyEnv (raw: unknown, env: Env, problems: string[], fromEnv: Map<stri
       fromEnv.set(`routes[${index}].upstream`, 'CORSGATE_UPSTREAM')
     }
   }
-  return (env.CORSGATE_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '')
+  const origins = (env.CORSGATE_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '')
+  const mode = env.CORSGATE_ORIGINS_MODE ?? ''
+  if (mode !== '' && mode !== 'add' && mode !== 'replace') problems.push(`CORSGATE_ORIGINS_MODE: must be "add" or "replace", got ${JSON.stringify(mode)}`)
+  if (mode === 'replace') {
+    // The file's allow list of the default policy is dropped; its deny list stays.
+    if (origins.length === 0) problems.push('CORSGATE_ORIGINS_MODE=replace: CORSGATE_ORIGINS is empty, which would leave the default policy with no origin allowed; list the origins to allow')
+    const policies = doc.policies
+    const policy = policies !== null && typeof policies === 'object' ? (policies as Record<string, unknown>).default : undefined
+    if (policy !== null && typeof policy === 'object' && !Array.isArray(policy)) (policy as Record<string, unknown>).origins = []
+  }
+  return origins
 }

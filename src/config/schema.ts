@@ -46,7 +46,7 @@ export const routeSchema = z.strictObject({
   host: z.string().min(1).optional(),
   // Exactly one of `upstream` and `upstreams` (checked below, naming the route).
   upstream: upstreamUrl.optional(),
-  // Several upstreams: requests spread round robin, Socket.IO sessions sticky (README "WebSockets and Socket.IO").
+  // Several upstreams: requests spread round robin, Socket.IO sessions sticky (docs/configuration.md "WebSockets and Socket.IO").
   upstreams: z.array(upstreamUrl).min(1).optional(),
   websocket: z.boolean().default(false),
   policy: z.string().default('default'),
@@ -55,7 +55,7 @@ export const routeSchema = z.strictObject({
   // An upstream that refuses a connection leaves the rotation for this long, then is tried again
   // (passive health, like Envoy's outlier detection `base_ejection_time`).
   ejectionMs: ms.default(10_000),
-  // How Socket.IO sessions find their upstream among `upstreams` (README "WebSockets and Socket.IO"):
+  // How Socket.IO sessions find their upstream among `upstreams` (docs/configuration.md "WebSockets and Socket.IO"):
   // `session` spreads round robin and follows the engine.io sid (learnt by this process) or the
   // corsgate_upstream cookie; `client-address` hashes the client's address (nginx `ip_hash`), so
   // every corsgate process and worker agrees without cookies or shared state.
@@ -113,7 +113,7 @@ export const configSchema = z.strictObject({
     host: z.string().default('0.0.0.0'),
     port: port.default(8080),
     trustProxy: z.boolean().default(false),
-    // Server limits, set on purpose (README "Hardening").
+    // Server limits, set on purpose (docs/security.md "Limits").
     bodyLimit: z.number().int().positive().default(10 * 1024 * 1024),
     headersTimeoutMs: ms.default(10_000),
     requestTimeoutMs: ms.default(60_000),
@@ -152,7 +152,7 @@ export const configSchema = z.strictObject({
       maxInFlight: z.number().int().min(0).default(0)
     }).prefault({}),
     // Processes serving the public port (node:cluster; admin of worker i on admin.port + i).
-    // 1 = a single process, as in a container; see README "Performance" "Workers".
+    // 1 = a single process, as in a container; see docs/operating.md "Workers".
     workers: z.number().int().min(1).max(256).default(1)
   }).refine((s) => s.requestTimeoutMs === 0 || s.headersTimeoutMs <= s.requestTimeoutMs, {
     // Node refuses to start otherwise; say so at load, naming the field.

@@ -6,7 +6,7 @@ import type { LoadedConfig } from '../config/load.js'
 import { fileEntries } from '../policy/compile.js'
 import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern.js'
 import type { RedisConnectionSettings } from './redis-connection.js'
-import { policyKeys, reloadChannel } from './redis-keys.js'
+import { escapeGlob, policyKeys, policyOfKey, reloadChannel } from './redis-keys.js'
 
 export type OriginEditKind = 'add' | 'remove' | 'deny' | 'undeny'
 
@@ -39,6 +39,14 @@ export interface ListedEntry {
   expired?: boolean
   /** Why the gateway skips this entry, when it does. */
   invalid?: string
+}
+
+/** The Redis lists of one policy, as `corsgate origins export` writes them and `import` reads them. */
+export interface PolicyLists {
+  origins: string[]
+  deny: string[]
+  /** Allow patterns with their expiry (Unix ms). */
+  expiring: Array<{ origin: string, expiresAt: number }>
 }
 
 export class RedisOriginLists {
@@ -121,6 +129,69 @@ export class RedisOriginLists {
       for (const [pattern, score] of pairs(expiring)) out.push(withCheck({ list: 'allow', pattern, source: 'redis-expiring', expiresAt: score, expired: score <= now }))
       for (const pattern of deny.sort()) out.push(withCheck({ list: 'deny', pattern, source: 'redis' }))
       return out
+    })
+  }
+
+  /** Names of every policy that has at least one key under the prefix. */
+  async policiesInRedis (): Promise<string[]> {
+    return await this.explained(async () => {
+      const names = new Set<string>()
+      let cursor = '0'
+      do {
+        const [next, keys] = await this.client.scan(cursor, 'MATCH', `${escapeGlob(this.prefix)}policy:*`, 'COUNT', 1000)
+        for (const key of keys) {
+          const name = policyOfKey(this.prefix, key)
+          if (name !== undefined) names.add(name)
+        }
+        cursor = next
+      } while (cursor !== '0')
+      return [...names].sort()
+    })
+  }
+
+  /** A policy's Redis lists, sorted; expiring entries already past their expiry are left out. */
+  async read (policy: string, now = Date.now()): Promise<PolicyLists> {
+    return await this.explained(async () => {
+      const keys = policyKeys(this.prefix, policy)
+      const multi = this.client.multi()
+      multi.smembers(keys.origins)
+      multi.smembers(keys.deny)
+      multi.zrangebyscore(keys.expiring, `(${now}`, '+inf', 'WITHSCORES')
+      const replies = await multi.exec()
+      if (replies === null) throw new Error('MULTI was aborted')
+      for (const [err] of replies) if (err !== null) throw err
+      const [origins, deny, expiring] = replies.map(([, v]) => v as unknown[])
+      return {
+        origins: (origins as string[]).sort(),
+        deny: (deny as string[]).sort(),
+        expiring: pairs(expiring ?? []).map(([origin, expiresAt]) => ({ origin, expiresAt })).sort((a, b) => a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0)
+      }
+    })
+  }
+
+  /**
+   * Writes lists for several policies in one MULTI, then publishes a reload for each.
+   * `replace`: each named policy's three keys hold exactly what is given afterwards;
+   * otherwise the entries are added (an expiring entry's expiry is set to the given one).
+   */
+  async write (lists: ReadonlyMap<string, PolicyLists>, replace: boolean): Promise<{ receivers: number }> {
+    return await this.explained(async () => {
+      const multi = this.client.multi()
+      const now = Date.now()
+      for (const [policy, l] of lists) {
+        const keys = policyKeys(this.prefix, policy)
+        if (replace) multi.del(keys.origins, keys.deny, keys.expiring)
+        if (l.origins.length > 0) multi.sadd(keys.origins, ...l.origins)
+        if (l.deny.length > 0) multi.sadd(keys.deny, ...l.deny)
+        if (l.expiring.length > 0) multi.zadd(keys.expiring, ...l.expiring.flatMap((e) => [e.expiresAt, e.origin]))
+        multi.zremrangebyscore(keys.expiring, '-inf', now)
+      }
+      for (const policy of lists.keys()) multi.publish(reloadChannel(this.prefix), policy)
+      const replies = await multi.exec()
+      if (replies === null) throw new Error('MULTI was aborted')
+      for (const [err] of replies) if (err !== null) throw err
+      const receivers = Number(replies[replies.length - 1]?.[1] ?? 0)
+      return { receivers }
     })
   }
 

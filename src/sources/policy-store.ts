@@ -20,10 +20,12 @@ export interface PolicyStoreEvents {
 export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private current: PolicySnapshot
   private live: ReadonlyMap<string, LiveEntries> | undefined
+  private config: LoadedConfig
   lastReload: ReloadRecord
 
-  constructor (readonly loaded: LoadedConfig, private readonly log?: Logger) {
+  constructor (loaded: LoadedConfig, private readonly log?: Logger) {
     super()
+    this.config = loaded
     const errors: EntryError[] = []
     this.current = buildSnapshot({ config: loaded.config, envOrigins: loaded.envOrigins, version: 1 }, errors)
     // The file was validated when loaded, so its entries cannot fail here.
@@ -32,6 +34,22 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
 
   get snapshot (): PolicySnapshot {
     return this.current
+  }
+
+  /** The configuration the policies are compiled from (replaced whole by `replaceConfig`). */
+  get loaded (): LoadedConfig {
+    return this.config
+  }
+
+  /**
+   * A new configuration (a config file reload): every policy is compiled again from it, with
+   * the live entries of the last dynamic load, and swapped in whole.
+   */
+  replaceConfig (loaded: LoadedConfig, source: string): ReloadRecord {
+    const errors: EntryError[] = []
+    const next = buildSnapshot({ config: loaded.config, envOrigins: loaded.envOrigins, live: this.live, version: this.current.version + 1 }, errors)
+    this.config = loaded
+    return this.swap(next, this.live, source, errors)
   }
 
   /** Live entries from the last successful load of a dynamic source, by policy. */

@@ -38,6 +38,6 @@ export function policyOfKey (prefix: string, key: string): string | undefined {
 }
 
 // Redis glob syntax: `*`, `?`, `[…]` and `\` are special in PSUBSCRIBE patterns.
-function escapeGlob (text: string): string {
+export function escapeGlob (text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }

@@ -75,7 +75,6 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   private readonly store: PolicyStore
   private readonly log: Logger
   private readonly prefix: string
-  private readonly policyNames: string[]
   private readonly channel: string
   private readonly pattern: string
   private readonly options: RedisOptions
@@ -91,6 +90,8 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
   private stopped = false
   private lastRead: RawRead | undefined
   private outageLogged = false
+  /** Keyspace detection has answered at least once (its first answer is always logged). */
+  private keyspaceKnown = false
   private readonly unknownPolicies = new Set<string>()
   // A reload of a large list only parses the entries that changed.
   private readonly patterns = new PatternCache()
@@ -102,7 +103,6 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     this.store = store
     this.log = logger.child({ source: SOURCE })
     this.prefix = redis.keyPrefix
-    this.policyNames = Object.keys(store.loaded.config.policies)
     const settings = redisConnectionSettings(redis, env)
     this.target = settings.target
     this.channel = reloadChannel(this.prefix)
@@ -136,6 +136,11 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     }
   }
 
+  /** The policies whose keys are read: those of the store's current config (a reload may change them). */
+  private get policyNames (): string[] {
+    return Object.keys(this.store.loaded.config.policies)
+  }
+
   get state (): Readonly<RedisSourceState> {
     return this.st
   }
@@ -145,7 +150,7 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     this.log.info({ redis: this.target, keyPrefix: this.prefix, pollIntervalMs: this.redis.pollIntervalMs }, 'redis source starting')
     this.client = this.connectCommandClient()
     this.subscriber = this.connectSubscriber()
-    this.pollTimer = setInterval(() => this.requestReload('poll'), this.redis.pollIntervalMs)
+    this.pollTimer = setInterval(() => this.poll(), this.redis.pollIntervalMs)
     this.pollTimer.unref()
   }
 
@@ -260,34 +265,48 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
    * Keyspace notifications are used when the server has them on. We only read the setting
    * (CONFIG may be refused on managed Redis) and set it only when the config asks to.
    * The PSUBSCRIBE is made either way: it costs nothing, and catches a server whose
-   * notifications are on but whose CONFIG we may not read.
+   * notifications are on but whose CONFIG we may not read. Read again on every poll, so
+   * `/readyz` follows an operator who turns them on (or off) while corsgate runs; logged
+   * only when the answer changes.
    */
   private async detectKeyspaceEvents (client: Redis): Promise<void> {
     let flags: string
     try {
       flags = configValue(await client.config('GET', 'notify-keyspace-events'))
     } catch (err) {
-      this.log.info({ err: (err as Error).message }, 'CONFIG GET refused: cannot tell whether keyspace notifications are on (the reload channel and polling still apply)')
-      this.update({ keyspaceEvents: 'unknown' })
+      this.keyspaceState('unknown', () => this.log.info({ err: (err as Error).message }, 'CONFIG GET refused: cannot tell whether keyspace notifications are on (the reload channel and polling still apply)'))
       return
     }
     if (coversPolicyKeys(flags)) {
-      this.update({ keyspaceEvents: 'enabled' })
+      this.keyspaceState('enabled', () => this.log.info({ flags }, 'keyspace notifications are on: edits are in force at once'))
       return
     }
     if (this.redis.enableKeyspaceEvents) {
       const wanted = mergeFlags(flags, 'Kgsz')
       try {
         await client.config('SET', 'notify-keyspace-events', wanted)
-        this.log.info({ flags: wanted }, 'keyspace notifications turned on (redis.enableKeyspaceEvents)')
-        this.update({ keyspaceEvents: 'enabled' })
+        this.keyspaceState('enabled', () => this.log.info({ flags: wanted }, 'keyspace notifications turned on (redis.enableKeyspaceEvents)'))
         return
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'CONFIG SET notify-keyspace-events refused; relying on the reload channel and polling')
+        if (this.st.keyspaceEvents !== 'disabled') this.log.warn({ err: (err as Error).message }, 'CONFIG SET notify-keyspace-events refused; relying on the reload channel and polling')
       }
     }
-    this.log.info({ flags }, 'keyspace notifications are off on the server: edits propagate by the reload channel, or by polling')
-    this.update({ keyspaceEvents: 'disabled' })
+    this.keyspaceState('disabled', () => this.log.info({ flags }, 'keyspace notifications are off on the server: edits propagate by the reload channel, or by polling'))
+  }
+
+  /** Records what detection found; `say` logs it, only when it differs from the last finding. */
+  private keyspaceState (found: KeyspaceEvents, say: () => void): void {
+    if (found === this.st.keyspaceEvents && this.keyspaceKnown) return
+    this.keyspaceKnown = true
+    say()
+    this.update({ keyspaceEvents: found })
+  }
+
+  /** The poll: read the keyspace setting again (cheap), then resync. */
+  private poll (): void {
+    const client = this.client
+    if (client !== undefined && client.status === 'ready' && !this.stopped) void this.detectKeyspaceEvents(client).catch(() => {})
+    this.requestReload('poll')
   }
 
   private async reload (reason: string): Promise<void> {
@@ -317,8 +336,16 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     const unchanged = this.st.loaded && this.lastRead !== undefined && sameRead(this.lastRead, read.raw)
     let record: ReloadRecord | undefined
     if (!unchanged) {
-      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live: read.live, version: this.store.snapshot.version + 1 }, read.errors, { cache: this.patterns })
-      if (this.stopped) return
+      const readErrors = read.errors
+      let next
+      for (;;) {
+        const loaded = this.store.loaded
+        read.errors = readErrors.slice()
+        next = await buildSnapshotInSlices({ config: loaded.config, envOrigins: loaded.envOrigins, live: read.live, version: this.store.snapshot.version + 1 }, read.errors, { cache: this.patterns })
+        if (this.stopped) return
+        // The config was reloaded during the compile: compile again, so it is not undone.
+        if (this.store.loaded === loaded) break
+      }
       record = this.store.swap(next, read.live, SOURCE, read.errors)
       this.lastRead = read.raw
       this.scheduleExpiry(read.live)
@@ -485,8 +512,10 @@ export class RedisPolicySource extends EventEmitter<RedisPolicySourceEvents> {
     }
     if (dropped > 0) {
       const errors: EntryError[] = []
-      const next = await buildSnapshotInSlices({ config: this.store.loaded.config, envOrigins: this.store.loaded.envOrigins, live, version: this.store.snapshot.version + 1 }, errors, { cache: this.patterns })
-      if (this.stopped) return
+      const loaded = this.store.loaded
+      const next = await buildSnapshotInSlices({ config: loaded.config, envOrigins: loaded.envOrigins, live, version: this.store.snapshot.version + 1 }, errors, { cache: this.patterns })
+      // Stopped, or the config was reloaded meanwhile (expired entries stop matching anyway).
+      if (this.stopped || this.store.loaded !== loaded) return
       // Same entries as before minus the expired ones: their errors were reported already.
       this.store.swap(next, live, SOURCE, [])
       this.lastRead = undefined

@@ -2,7 +2,7 @@
 // publishes the reload channel, and the poll interval is far longer than the test.
 import t from 'tap'
 import { startRedis } from '../helpers/redis-server.js'
-import { explainOrigin, startRedisGateway, uniquePrefix, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
+import { explainOrigin, startRedisGateway, uniquePrefix, waitFor, waitForRedisLoaded, waitForVerdict } from '../helpers/redis-gateway.js'
 
 t.test('SADD, SREM, deny and DEL take effect through keyspace events, without a publish', async (t) => {
   const redis = await startRedis({ args: ['--notify-keyspace-events', 'KA'] })
@@ -62,4 +62,28 @@ t.test('redis.enableKeyspaceEvents turns notifications on with CONFIG SET (only 
   await redis.client.sadd(`${prefix}policy:default:origins`, 'https://set.example.org')
   await waitForVerdict(gw, 'https://set.example.org', true, 2000)
   t.pass('an edit propagates without a publish')
+})
+
+t.test('keyspace notifications turned on while corsgate runs: /readyz follows (read again on every poll)', { skip: process.env.REDIS_URL ? 'would change the server config of REDIS_URL' : false }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const prefix = uniquePrefix()
+  // A short poll: the setting is read again on every poll. Edits below then arrive by keyspace
+  // events; the reload channel is never published.
+  const gw = await startRedisGateway(redis, { redisOptions: { keyPrefix: prefix, pollIntervalMs: 200 } })
+  t.teardown(gw.close)
+  await waitForRedisLoaded(gw)
+  const keyspace = async (): Promise<unknown> => {
+    const ready = await (await fetch(`${gw.adminUrl}/readyz`)).json() as { sources: { redis: { keyspaceEvents: unknown } } }
+    return ready.sources.redis.keyspaceEvents
+  }
+  t.equal(await keyspace(), 'disabled', 'off on the server: /readyz says disabled')
+  await redis.client.config('SET', 'notify-keyspace-events', 'KA')
+  await waitFor(async () => await keyspace() === 'enabled', 10_000, '/readyz to say keyspace events are enabled')
+  t.pass('/readyz says enabled after an operator turned them on')
+  t.equal(gw.logs.filter((l) => /keyspace notifications are off/.test(String(l.msg))).length, 1, 'the "off" finding was logged once, not on every poll')
+  t.ok(gw.logs.some((l) => /keyspace notifications are on/.test(String(l.msg))), 'the change is logged')
+  await redis.client.config('SET', 'notify-keyspace-events', '')
+  await waitFor(async () => await keyspace() === 'disabled', 10_000, '/readyz to say disabled again')
+  t.pass('and follows them being turned off')
 })

@@ -152,6 +152,14 @@ checksum/redis-secret: {{ .Values.redis.url | sha256sum }}
 
 {{/* Fails on settings that contradict each other. */}}
 {{- define "corsgate.validateValues" -}}
+{{- if empty .Values.policies }}
+{{- fail "policies: no CORS policy is set. The chart ships none, so that no origin is allowed that you did not list. Set the origins your browsers use, e.g. --set-json 'policies.default.origins=[\"https://app.example.com\"]', or a policies: section in your values file (see values.yaml)" }}
+{{- end }}
+{{- range $name, $policy := .Values.policies }}
+{{- if not (kindIs "map" $policy) }}
+{{- fail (printf "policies.%s: must be a map of policy settings (origins, credentials, ...); set it, or leave it out" $name) }}
+{{- end }}
+{{- end }}
 {{- $drainSeconds := add (div (int (.Values.server.shutdownGraceMs | default 10000)) 1000) 5 }}
 {{- if lt (int .Values.terminationGracePeriodSeconds) (int $drainSeconds) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must cover the preStop sleep and server.shutdownGraceMs (about %d s)" (int .Values.terminationGracePeriodSeconds) (int $drainSeconds)) }}
