@@ -2,8 +2,8 @@
 //
 // The two metrics written on every request (the request counter and the duration histogram)
 // are counted here in plain numbers and handed to prom-client when /metrics is read: its
-// labelled `inc()` and `observe()` validate and hash their labels on every call, 0.6–0.75 µs
-// per request (about 4 % of a preflight's CPU; README "Performance").
+// labelled `inc()` and `observe()` validate and hash their labels on every call, a cost paid on
+// every request for figures read a few times a minute (bench/RESULTS.md has the measurement).
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { PolicySnapshot } from '../policy/snapshot.js'
 import type { ReloadRecord } from '../sources/policy-store.js'

@@ -19,7 +19,6 @@ function config (upstream: Upstream, policy: Record<string, unknown>, extra: Par
   return testConfigYaml({ policies: { default: policy }, routes: [{ path: '/', upstream: upstream.url }], ...extra })
 }
 
-
 t.test('SIGHUP: a policy change is in force without a restart; report-only → enforce', async (t) => {
   const upstream = await startUpstream()
   t.teardown(async () => { await upstream.close() })

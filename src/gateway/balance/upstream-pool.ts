@@ -1,5 +1,5 @@
 // The upstreams of one route: round robin over those in rotation, passive health, and
-// Socket.IO session stickiness (README "WebSockets and Socket.IO" "Several upstreams").
+// Socket.IO session stickiness (docs "WebSockets and Socket.IO").
 //
 // Stickiness is by engine.io session id: the pool learns `sid → upstream` from the body of the
 // handshake response (`0{"sid":"…",…}`, read as it streams past, see `SidSniffer`) and routes every
