@@ -261,7 +261,7 @@ say "SIGTERM: the in-flight request completed (200), exit 0, $stop_ms ms after t
 # in the kernel's OOM kill (exit 137), which is what Node's own sizing leads to.
 helm_bin=$(command -v helm || echo "${GOBIN:-${GOPATH:-$HOME/go}/bin}/helm")
 [ -x "$helm_bin" ] || fail "helm is missing (bash .ci/install-helm.sh): the heap check reads the chart's values"
-read -r mem_limit node_options < <("$helm_bin" template ci helm/corsgate | node --input-type=module -e '
+read -r mem_limit node_options < <("$helm_bin" template ci helm/corsgate -f test/fixtures/helm/policy.yaml | node --input-type=module -e '
   import { parseAllDocuments } from "yaml"
   let text = ""; for await (const c of process.stdin) text += c
   const deploy = parseAllDocuments(text).map((d) => d.toJS()).find((o) => o?.kind === "Deployment")
