@@ -104,7 +104,7 @@ function check (args: string[]): number {
     console.log(JSON.stringify(result, null, 2))
   } else {
     const verdict = result.allowed ? 'ALLOWED' : result.decision === 'would_deny' ? 'DENIED (report-only: served anyway)' : 'DENIED'
-    console.log(`${verdict}: ${result.reason}${result.rule === null ? '' : ` (rule ${JSON.stringify(result.rule)} from ${result.ruleSource})`}`)
+    console.log(`${verdict}: ${result.reason}${result.detail === null ? '' : ` (${result.reason === 'method_not_allowed' ? 'method' : 'header'} ${result.detail})`}${result.rule === null ? '' : ` (rule ${JSON.stringify(result.rule)} from ${result.ruleSource})`}`)
     console.log(`  ${result.kind} · policy ${result.policy} (${result.mode}) · route ${result.route ?? '(none)'}${result.upstream === null ? '' : ` → ${result.upstream}`}`)
     console.log(`  status ${result.status}`)
     for (const [name, value] of Object.entries(result.headers)) console.log(`  ${name}: ${value}`)

@@ -20,6 +20,8 @@ export interface Explanation {
   /** What the gateway does: allowed, denied, would_deny (report-only), no_origin, same_origin. */
   decision: string
   reason: string
+  /** The refused header (`header_not_allowed`) or method (`method_not_allowed`). */
+  detail: string | null
   rule: string | null
   ruleSource: string | null
   kind: 'preflight' | 'actual'
@@ -66,6 +68,7 @@ export function explain (opts: { config: Config, store: PolicyStore, routes: Rou
     allowed: decision.allowed,
     decision: decision.outcome,
     reason: decision.reason,
+    detail: decision.detail ?? null,
     rule: decision.rule ?? null,
     ruleSource: decision.ruleSource ?? null,
     kind: preflight ? 'preflight' : 'actual',

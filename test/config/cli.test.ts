@@ -148,7 +148,7 @@ t.test('check: denials exit 1 and say why', async (t) => {
     [['--origin', 'https://evil.com'], /^DENIED: origin_not_allowed\n/],
     [['--origin', 'https://evil.com@app.example.com'], /^DENIED: origin_not_allowed\n/],
     [['--origin', 'https://bad.example.com'], /^DENIED: denylisted \(rule "https:\/\/bad\.example\.com" from file\)/],
-    [['--origin', 'https://app.example.com', '--method', 'DELETE'], /^DENIED: method_not_allowed \(rule "https:\/\/app\.example\.com" from file\)/],
+    [['--origin', 'https://app.example.com', '--method', 'DELETE'], /^DENIED: method_not_allowed \(method DELETE\) \(rule "https:\/\/app\.example\.com" from file\)/],
     [['--origin', 'https://app.example.com', '--header', 'X-Secret'], /^DENIED: header_not_allowed/]
   ]
   const runs = await Promise.all(cases.map(([args]) => cli('check', '--config', good, ...args)))
@@ -202,4 +202,15 @@ t.test('check: bad input and invalid config exit 2', async (t) => {
   t.match(badConfig.stderr, /policies\.default\.origins\[0\]/)
   t.equal(badFlag.code, 2)
   t.match(badFlag.stderr, /usage:/)
+})
+
+t.test('check names the refused header or method', async (t) => {
+  const [header, method] = await Promise.all([
+    cli('check', '--config', good, '--origin', 'https://app.example.com', '--method', 'POST', '--header', 'X-Socket-Id'),
+    cli('check', '--config', good, '--origin', 'https://app.example.com', '--method', 'PROPFIND', '--json')
+  ])
+  t.equal(header.code, 1)
+  t.match(header.stdout, /^DENIED: header_not_allowed \(header x-socket-id\)/)
+  t.equal(method.code, 1)
+  t.match(JSON.parse(method.stdout), { reason: 'method_not_allowed', detail: 'PROPFIND' })
 })
