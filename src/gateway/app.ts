@@ -165,12 +165,14 @@ class Pipeline {
   request (req: IncomingMessage, res: ServerResponse, fastify: (req: IncomingMessage, res: ServerResponse) => void): void {
     const { state, answer } = admit(this.ctx, req, false)
     if (answer !== undefined) return this.answer(req, res, state, answer)
-    const leave = this.clients.enter(req)
-    if (leave === undefined) {
-      this.ctx.metrics.shieldRefusals.inc({ route: state.route!.label, reason: 'client_in_flight' })
-      return this.answer(req, res, state, errorAnswer(new TooManyInFlightError(), state))
+    if (this.clients.countsInFlight) {
+      const leave = this.clients.enter(req)
+      if (leave === undefined) {
+        this.ctx.metrics.shieldRefusals.inc({ route: state.route!.label, reason: 'client_in_flight' })
+        return this.answer(req, res, state, errorAnswer(new TooManyInFlightError(), state))
+      }
+      res.once('close', leave)
     }
-    res.once('close', leave)
     if (this.shortcuts.has(state.route!)) return this.forwarder.forward(req, res, new RawSink(req, res, state, this.ctx.isClosing), state)
     fastify(req, res)
   }

@@ -1,6 +1,7 @@
 // Reads the observed counts of one policy from Redis: the hour buckets that overlap the
 // window, summed (every replica has already added into the same buckets).
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { commandLineRedis } from '../sources/command-line-client.js'
 import type { RedisConnectionSettings } from '../sources/redis-connection.js'
 import { observedKeysSince } from './observed-keys.js'
 import { addBucket, type ObservedCounts } from './observed-report.js'
@@ -25,15 +26,7 @@ export class RedisObservedReader {
   private connectionError: Error | undefined
 
   constructor (connection: RedisConnectionSettings, private readonly prefix: string) {
-    this.client = new Redis({
-      ...connection.options,
-      lazyConnect: true,
-      retryStrategy: () => null,
-      sentinelRetryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      connectionName: 'corsgate-cli'
-    })
+    this.client = commandLineRedis(connection)
     this.client.on('error', (err: Error) => { this.connectionError = err })
   }
 

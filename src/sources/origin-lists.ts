@@ -1,7 +1,8 @@
 // The live whitelists of a policy in Redis, as `corsgate origins` reads and edits them
 // (SPEC.md "Redis: live whitelists"). An edit, the pruning of expired members and the reload
 // publish go in one MULTI. Arguments, checks and output are the CLI's (src/cli/origins.ts).
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { commandLineRedis } from './command-line-client.js'
 import type { LoadedConfig } from '../config/load.js'
 import { fileEntries } from '../policy/compile.js'
 import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern.js'
@@ -54,16 +55,7 @@ export class RedisOriginLists {
   private connectionError: Error | undefined
 
   constructor (connection: RedisConnectionSettings, private readonly prefix: string) {
-    this.client = new Redis({
-      ...connection.options,
-      lazyConnect: true,
-      // A command-line tool fails fast and says so; it does not retry in the background.
-      retryStrategy: () => null,
-      sentinelRetryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      connectionName: 'corsgate-cli'
-    })
+    this.client = commandLineRedis(connection)
     this.client.on('error', (err: Error) => { this.connectionError = err })
   }
 

@@ -32,6 +32,11 @@ export class ClientLimits {
     })
   }
 
+  /** False when requests in flight are not limited: then nothing is counted per request. */
+  get countsInFlight (): boolean {
+    return this.maxInFlight > 0
+  }
+
   /** Counts a request in flight; undefined when the client is over its limit, else the release. */
   enter (req: IncomingMessage): (() => void) | undefined {
     if (this.maxInFlight === 0) return noop
