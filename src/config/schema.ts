@@ -50,6 +50,10 @@ export const routeSchema = z.strictObject({
   upstreams: z.array(upstreamUrl).min(1).optional(),
   websocket: z.boolean().default(false),
   policy: z.string().default('default'),
+  // The `Host` the upstream is sent: the client's (as Envoy, Traefik and HAProxy do; Laravel
+  // builds URLs, signed routes and cookies from it) or the upstream URL's own host, for an
+  // upstream that routes by name (a virtual host, a cloud service). X-Forwarded-Host is set either way.
+  hostHeader: z.enum(['client', 'upstream']).default('client'),
   // Upstream timeouts; an upstream that sends no response headers in time gets 504.
   timeoutMs: ms.default(30_000),
   // An upstream that refuses a connection leaves the rotation for this long, then is tried again

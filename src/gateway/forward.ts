@@ -209,7 +209,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone || this.res.destroyed) return this.releaseSlot()
     const { req, route } = this
     const target = this.forwarder.rules.target(route.upstreams[this.upstream]!)
-    const headers = this.forwarder.rules.requestHeaders(req, target, false)
+    const headers = this.forwarder.rules.requestHeaders(req, target, route.hostHeader, false)
     const timeout = Math.max(1, route.timeoutMs - Math.round(performance.now() - this.started))
     let body: Dispatcher.DispatchOptions['body'] = null
     if (this.buffered !== undefined) {
@@ -229,8 +229,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       headers,
       body,
       headersTimeout: timeout,
-      bodyTimeout: route.timeoutMs
-    }, this)
+      bodyTimeout: route.timeoutMs,
+      // undici reads a per-request `servername` (not in its types); see UpstreamTarget.
+      ...(target.secure ? { servername: target.servername } : {})
+    } as Dispatcher.DispatchOptions, this)
   }
 
   private releaseSlot (): void {

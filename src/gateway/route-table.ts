@@ -15,6 +15,8 @@ export interface Route {
   readonly pool: UpstreamPool
   readonly websocket: boolean
   readonly policy: string
+  /** Whether the upstream is sent the client's `Host` or its own. */
+  readonly hostHeader: 'client' | 'upstream'
   readonly timeoutMs: number
   readonly requestBuffering: boolean
   readonly responseBuffering: boolean
@@ -42,6 +44,7 @@ export class RouteTable {
         pool: new UpstreamPool(upstreams, { ejectionMs: r.ejectionMs, sticky: r.sticky }),
         websocket: r.websocket,
         policy: r.policy,
+        hostHeader: r.hostHeader,
         timeoutMs: r.timeoutMs,
         requestBuffering: r.requestBuffering,
         responseBuffering: r.responseBuffering,

@@ -4,7 +4,8 @@
 // Access-Control-* it removes), where each upstream URL points, and how its TLS is verified.
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import { Agent } from 'undici'
+import { isIP } from 'node:net'
+import { Agent, buildConnector } from 'undici'
 import type { Config } from '../config/schema.js'
 import { forwarded } from './forwarded.js'
 
@@ -18,6 +19,12 @@ export interface UpstreamTarget {
   hostname: string
   port: number | undefined
   secure: boolean
+  /**
+   * The TLS server name, sent with every request: the upstream URL's host, whatever `Host`
+   * the request carries, so a preserved client `Host` neither changes which certificate is
+   * verified nor makes undici reconnect when two requests carry different ones.
+   */
+  servername: string
 }
 
 /** The settings every upstream connection shares, read once from the config. */
@@ -39,6 +46,7 @@ export class UpstreamRules {
 
   /** The undici agent of proxied requests: a keep-alive pool per upstream. */
   createAgent (connections: number): Agent {
+    const connect = buildConnector(this.tls)
     return new Agent({
       connections,
       pipelining: 1,
@@ -46,7 +54,9 @@ export class UpstreamRules {
       // reuse a socket the upstream is about to close.
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 4_000,
-      connect: this.tls
+      // No SNI for an upstream given by IP address (RFC 6066 allows only names): its
+      // certificate is verified against the address.
+      connect: (options, callback) => connect(isIP(options.hostname) === 0 ? options : { ...options, servername: undefined }, callback)
     })
   }
 
@@ -55,15 +65,17 @@ export class UpstreamRules {
     if (target === undefined) {
       const url = new URL(upstream)
       const secure = url.protocol === 'https:'
-      target = { origin: url.origin, host: url.host, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? undefined : Number(url.port), secure }
+      const hostname = url.hostname.replace(/^\[|\]$/g, '')
+      target = { origin: url.origin, host: url.host, hostname, port: url.port === '' ? undefined : Number(url.port), secure, servername: hostname }
       this.targets.set(upstream, target)
     }
     return target
   }
 
   /** The request headers for `target` (see `upstreamRequestHeaders`). */
-  requestHeaders (req: IncomingMessage, target: UpstreamTarget, upgrade: boolean): IncomingHttpHeaders {
-    return upstreamRequestHeaders(req, this.trustProxy, target.host, upgrade)
+  requestHeaders (req: IncomingMessage, target: UpstreamTarget, hostHeader: 'client' | 'upstream', upgrade: boolean): IncomingHttpHeaders {
+    const host = hostHeader === 'client' ? req.headers.host ?? target.host : target.host
+    return upstreamRequestHeaders(req, this.trustProxy, host, upgrade)
   }
 }
 
@@ -81,7 +93,8 @@ const RFC_FORWARDED = 'forwarded'
 /**
  * The request headers for the upstream, as a new object: the client's without hop-by-hop
  * headers and those its `Connection` names, with X-Forwarded-For, -Proto and -Host from
- * forwarded(), and `Host` set to the upstream's. `Origin`, `Cookie`, `Authorization` pass.
+ * forwarded(), and `Host` set to `host` (the client's or the upstream's, by route). `Origin`,
+ * `Cookie`, `Authorization` pass.
  * An upgrade keeps `Connection: Upgrade` and `Upgrade` (RFC 9110 §7.8: the handshake is
  * addressed to the upstream) and every `Sec-WebSocket-*` header.
  */

@@ -10,7 +10,7 @@
 // TLS settings (CA, verification) are the same `UpstreamRules`.
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import type { Socket } from 'node:net'
+import { isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { addCorsHeaders, errorAnswer, writeAnswerToSocket } from '../answers.js'
 import { pickUpstream, upstreamFailed } from '../balance/balancer.js'
@@ -47,10 +47,11 @@ export class Handshakes {
       port: target.port,
       method: 'GET',
       path: req.url,
-      headers: this.rules.requestHeaders(req, target, true),
+      headers: this.rules.requestHeaders(req, target, route.hostHeader, true),
       agent: false,
       timeout: route.timeoutMs,
-      ...(target.secure ? this.rules.tls : {})
+      // Node would take the server name from the `Host` header; '' sends none, for an IP address.
+      ...(target.secure ? { ...this.rules.tls, servername: isIP(target.servername) === 0 ? target.servername : '' } : {})
     })
     const settle = (): void => {
       settled = true
