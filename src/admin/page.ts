@@ -16,4 +16,6 @@ export function pageRoutes (app: FastifyInstance): void {
     const body = readFileSync(new URL(`./page/${asset.file}`, import.meta.url), 'utf8')
     app.get(asset.url, async (_request, reply) => reply.type(asset.type).send(body))
   }
+  // Browsers ask for it on their own; no icon is better than a 404 in the console.
+  app.get('/favicon.ico', async (_request, reply) => reply.code(204).send())
 }

@@ -155,7 +155,8 @@ function liveFilter () {
 }
 
 function decisionRow (d) {
-  const rule = [d.rule === null ? null : `rule ${d.rule}`, d.detail === null ? null : d.detail].filter((x) => x !== null).join(' · ')
+  const detail = d.detail === null ? null : `${d.reason === 'method_not_allowed' ? 'method' : 'header'} ${d.detail}`
+  const rule = [d.rule === null ? null : `rule ${d.rule}`, detail].filter((x) => x !== null).join(' · ')
   return el('tr', { 'data-seq': d.seq, class: d.outcome },
     el('td', { title: d.at }, d.at.slice(11, 23)),
     el('td', {}, badge(d.outcome)),
