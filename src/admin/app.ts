@@ -53,7 +53,7 @@ export async function buildAdmin (opts: AdminOptions): Promise<FastifyInstance> 
     app.addHook('onRequest', async (request, reply) => {
       if (!auth.guards(request.url.split('?')[0]!) || auth.accepts(request.headers.authorization)) return
       // Basic too, so that a browser asks for the token (as the password) instead of showing a bare 401.
-      reply.code(401).header('www-authenticate', 'Bearer realm="corsgate admin", Basic realm="corsgate admin", charset="UTF-8"')
+      reply.code(401).header('www-authenticate', ['Bearer realm="corsgate admin"', 'Basic realm="corsgate admin", charset="UTF-8"'])
       return await reply.send({ error: 'unauthorized', statusCode: 401 })
     })
   }
