@@ -124,6 +124,11 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     }
     report(source.state)
     source.on('state', report)
+    source.on('loaded', (record) => {
+      metrics.lastSourceLoad.set({ source: 'redis' }, Date.now() / 1000)
+      // A read that found nothing changed is a good reload too (the swap event saw the others).
+      if (record === undefined) noteReload('redis', reloads.redis?.last.result === 'partial' ? 'partial' : 'ok', Date.now(), reloads.redis?.last.errors ?? 0)
+    })
     source.on('loadError', () => {
       metrics.reloads.inc({ source: 'redis', result: 'error' })
       noteReload('redis', 'error', Date.now(), 0)
