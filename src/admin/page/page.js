@@ -66,6 +66,10 @@ function showTab () {
 let known = { policies: [], routes: [] }
 
 function fillSelect (select, values, keepAll) {
+  // Left alone when nothing changed, so an open drop-down stays open across refreshes.
+  const key = JSON.stringify(values)
+  if (select.dataset.values === key) return
+  select.dataset.values = key
   const current = select.value
   const options = keepAll ? [el('option', { value: '' }, 'all')] : []
   for (const v of values) options.push(el('option', { value: v }, v))
@@ -126,8 +130,7 @@ function renderOverview (o) {
   const filters = $('live-filters')
   fillSelect(filters.elements.policy, known.policies, true)
   fillSelect(filters.elements.route, known.routes, true)
-  const observedPolicy = $('observed-filters').elements.policy
-  if (observedPolicy.options.length !== known.policies.length) fillSelect(observedPolicy, known.policies, false)
+  fillSelect($('observed-filters').elements.policy, known.policies, false)
 }
 
 async function refreshOverview () {
