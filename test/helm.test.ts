@@ -444,6 +444,10 @@ function chartChecks (helm: string): void {
       t.equal(checked.status, 0, `promtool check rules: ${checked.stdout}${checked.stderr}`)
     }
 
+    const everything = ['--set', 'redis.url=redis://redis:6379', '--set', 'grafanaDashboard.enabled=true', '--set', 'prometheusRule.enabled=true', '--set', 'adminAuth.enabled=true', '--set', 'adminAuth.token=t', '--set', 'serviceMonitor.enabled=true']
+    const lint = run(['lint', '--strict', chart, '--kube-version', KUBE_VERSION, ...userPolicy, ...everything])
+    t.equal(lint.status, 0, `helm lint --strict with all of them on: ${lint.stdout}${lint.stderr}`)
+
     const noRedis = render(['--set', 'prometheusRule.enabled=true'])
     t.same((find(noRedis.objects, 'PrometheusRule')?.spec.groups[0].rules as Array<{ alert: string }>).map((r) => r.alert), ['CorsgateDenialRatioJump', 'CorsgateUpstreamErrors', 'CorsgateNoReadyReplicas'], 'Redis alerts only when Redis is configured')
     const sidecar = render([...valuesFile('sidecar.yaml'), '--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.selector=job="shop"'])
