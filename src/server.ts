@@ -1,12 +1,14 @@
 // Wires corsgate: policy store, public gateway, admin server, and shutdown.
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
-import { buildAdmin, type SourceStatus } from './admin/app.js'
+import { buildAdmin, type SourceReloads, type SourceStatus } from './admin/app.js'
+import { readAdminToken } from './admin/auth.js'
 import { GatewayMetrics } from './admin/metrics.js'
 import { referencedFileProblems } from './config/files.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
+import { DecisionLog } from './gateway/decision-log.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
 import { createObservedOrigins, type ObservedOrigins } from './observe/observed-origins.js'
 import { RouteTable } from './gateway/route-table.js'
@@ -62,6 +64,13 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   const fileProblems = referencedFileProblems(config)
   if (fileProblems.length > 0) throw new ConfigError(loaded.file, fileProblems)
   for (const warning of loaded.warnings) logger.warn({ file: loaded.file }, warning)
+  // The token is read once here and never logged; no token, no start (never an open admin port by mistake).
+  let token: string | undefined
+  if (config.admin.auth !== undefined) {
+    const read = readAdminToken(config.admin.auth, process.env)
+    if (read instanceof Error) throw new ConfigError(loaded.file, [read.message])
+    token = read
+  }
 
   let closing = false
   const isClosing = (): boolean => closing
@@ -70,6 +79,12 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   metrics.observeReload(store.snapshot, store.lastReload)
   store.on('swap', (snapshot, record) => metrics.observeReload(snapshot, record))
   store.on('entryError', (_e, source) => metrics.skippedEntries.inc({ source }))
+  // The last reload of each source and its last success, for the admin page.
+  const reloads: Record<string, SourceReloads> = { file: { last: store.lastReload, lastOkAt: store.lastReload.at } }
+  const noteReload = (source: string, result: 'ok' | 'partial' | 'error', at: number, errors: number): void => {
+    reloads[source] = { last: { source, result, at, errors }, lastOkAt: result === 'error' ? reloads[source]?.lastOkAt : at }
+  }
+  store.on('swap', (_snapshot, record) => noteReload(record.source, record.result, record.at, record.errors))
 
   const sources: Record<string, SourceStatus> = {}
   // Live whitelists from Redis: started without awaiting the first load, so the file's
@@ -109,15 +124,24 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     }
     report(source.state)
     source.on('state', report)
-    source.on('loadError', () => metrics.reloads.inc({ source: 'redis', result: 'error' }))
+    source.on('loaded', (record) => {
+      metrics.lastSourceLoad.set({ source: 'redis' }, Date.now() / 1000)
+      // A read that found nothing changed is a good reload too (the swap event saw the others).
+      if (record === undefined) noteReload('redis', reloads.redis?.last.result === 'partial' ? 'partial' : 'ok', Date.now(), reloads.redis?.last.errors ?? 0)
+    })
+    source.on('loadError', () => {
+      metrics.reloads.inc({ source: 'redis', result: 'error' })
+      noteReload('redis', 'error', Date.now(), 0)
+    })
     redis = source
   }
   const configPlugins = await loadPlugins(config, loaded.file)
   const observed = await createObservedOrigins(config, logger)
   const observer = observed?.observer
   if (observer !== undefined) metrics.countObservedDrops(() => observer.dropped())
-  const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing, observer, plugins: [...configPlugins, ...plugins], configFile: loaded.file })
-  const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: () => sources, observed })
+  const decisions = new DecisionLog()
+  const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing, observer, decisions, plugins: [...configPlugins, ...plugins], configFile: loaded.file })
+  const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: () => sources, observed, decisions, reloads: () => reloads, token })
 
   await admin.listen({ host: config.admin.host, port: config.admin.port })
   try {
@@ -132,7 +156,10 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   if (watchConfig !== false) {
     configFile = new ConfigFileSource({ store, logger, signal: watchConfig === true || watchConfig.signal })
     configFile.on('reloaded', (outcome) => {
-      if (outcome.result === 'error') metrics.reloads.inc({ source: 'file', result: 'error' })
+      if (outcome.result === 'error') {
+        metrics.reloads.inc({ source: 'file', result: 'error' })
+        noteReload('file', 'error', Date.now(), 0)
+      }
       // New policy names: read their Redis keys now rather than at the next poll.
       if (outcome.result === 'ok') redis?.requestReload('config')
     })

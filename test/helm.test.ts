@@ -41,6 +41,17 @@ function findHelm (): string | null {
   return null
 }
 
+/** Debian's `prometheus` package installs it at /usr/bin/promtool. */
+export function findPromtool (): string | null {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin']) {
+    try {
+      accessSync(join(dir, 'promtool'), constants.X_OK)
+      return join(dir, 'promtool')
+    } catch {}
+  }
+  return null
+}
+
 const helm = findHelm()
 if (helm === null) {
   const message = 'helm not installed (looked on PATH, in ~/go/bin and /root/go/bin); run `bash .ci/install-helm.sh`'
@@ -115,7 +126,7 @@ function chartChecks (helm: string): void {
     for (const [section, chartKeys, configKeys] of cases) {
       t.same(chartKeys, configKeys, `${section}: values.schema.json has the settings of src/config/schema.ts`)
     }
-    t.same(keysOf(shape.admin), ['host', 'port'], 'admin: the chart sets host and port itself')
+    t.same(keysOf(shape.admin), ['auth', 'host', 'port'], 'admin: the chart sets host and port itself, and auth from adminAuth')
     const rendered = ['server', 'admin', 'log', 'redis', 'websocket', 'plugins', 'observe', 'policies', 'routes']
     t.same(Object.keys(shape).filter((k) => !rendered.includes(k)), [], 'every top-level config section is rendered by the chart')
   })
@@ -370,6 +381,79 @@ function chartChecks (helm: string): void {
       if (args.join(' ').includes('sidecar')) t.match(notes, /corsgate\.sidecarContainer/, `${name}: explains the include`)
       else t.match(notes, /port-forward svc\/rel-corsgate-admin/, `${name}: explains the admin port-forward`)
     }
+  })
+
+  t.test('adminAuth: the token from a Secret, mounted as a file; the ServiceMonitor sends it', async (t) => {
+    const on = render(['--set', 'adminAuth.enabled=true', '--set', 'adminAuth.token=t0ken', '--set', 'serviceMonitor.enabled=true'])
+    t.equal(on.status, 0, on.stderr)
+    const secret = find(on.objects, 'Secret', 'rel-corsgate-admin-token')
+    t.equal(Buffer.from(secret?.data?.token ?? '', 'base64').toString(), 't0ken', 'the token is in a Secret of its own')
+    t.notMatch(find(on.objects, 'ConfigMap')?.data?.['config.yaml'] ?? '', /t0ken/, 'and not in the ConfigMap')
+    t.same(configOf(on.objects).admin, { host: '0.0.0.0', port: 9090, auth: { tokenFile: '/var/run/corsgate/admin-token/token', openMetrics: false } })
+    const c = container(on.objects)
+    t.match(c.volumeMounts, [{}, {}, { name: 'corsgate-admin-token', mountPath: '/var/run/corsgate/admin-token', readOnly: true }])
+    t.notOk((c.env ?? []).some((e: any) => JSON.stringify(e).includes('t0ken')), 'no token in the environment')
+    const volumes = find(on.objects, 'Deployment')?.spec.template.spec.volumes
+    t.match(volumes.find((v: any) => v.name === 'corsgate-admin-token'), { secret: { secretName: 'rel-corsgate-admin-token', items: [{ key: 'token', path: 'token' }] } })
+    t.match(find(on.objects, 'ServiceMonitor')?.spec.endpoints[0].authorization, { type: 'Bearer', credentials: { name: 'rel-corsgate-admin-token', key: 'token' } }, 'Prometheus sends the token')
+    t.ok(find(on.objects, 'Deployment')?.spec.template.metadata.annotations?.['checksum/admin-token'], 'a new token rolls the pods')
+
+    const existing = render(['--set', 'adminAuth.enabled=true', '--set', 'adminAuth.existingSecret=ops-token', '--set', 'adminAuth.existingSecretKey=value', '--set', 'adminAuth.openMetrics=true', '--set', 'serviceMonitor.enabled=true'])
+    t.equal(existing.status, 0, existing.stderr)
+    t.equal(find(existing.objects, 'Secret', 'rel-corsgate-admin-token'), undefined, 'an existing Secret: none of the chart\'s')
+    t.match(find(existing.objects, 'Deployment')?.spec.template.spec.volumes.find((v: any) => v.name === 'corsgate-admin-token'), { secret: { secretName: 'ops-token', items: [{ key: 'value', path: 'token' }] } })
+    t.equal(configOf(existing.objects).admin.auth.openMetrics, true)
+    t.equal(find(existing.objects, 'ServiceMonitor')?.spec.endpoints[0].authorization, undefined, 'openMetrics: scraped without the token')
+
+    const noToken = render(['--set', 'adminAuth.enabled=true'])
+    t.not(noToken.status, 0)
+    t.match(noToken.stderr, /adminAuth\.enabled: set adminAuth\.existingSecret .* or adminAuth\.token/)
+    const off = render([])
+    t.equal(configOf(off.objects).admin.auth, undefined, 'off by default')
+    t.notOk(container(off.objects).volumeMounts.some((m: any) => m.name === 'corsgate-admin-token'))
+  })
+
+  t.test('the Grafana dashboard and the PrometheusRule render when switched on', async (t) => {
+    const off = render(['--set', 'redis.url=redis://redis:6379'])
+    t.equal(off.objects.find((o) => o.metadata.labels?.grafana_dashboard !== undefined), undefined, 'no dashboard by default')
+    t.equal(find(off.objects, 'PrometheusRule'), undefined, 'no rules by default')
+
+    const on = render(['--set', 'redis.url=redis://redis:6379', '--set', 'grafanaDashboard.enabled=true', '--set', 'grafanaDashboard.namespace=monitoring', '--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.labels.release=kps', '--set-json', 'prometheusRule.denialRatio.threshold=0.3'])
+    t.equal(on.status, 0, on.stderr)
+    const dashboard = find(on.objects, 'ConfigMap', 'rel-corsgate-dashboard')
+    t.match(dashboard?.metadata, { namespace: 'monitoring', labels: { grafana_dashboard: '1' } }, 'labelled for Grafana\'s sidecar')
+    t.same(JSON.parse(dashboard?.data?.['corsgate.json'] ?? '{}'), JSON.parse(readFileSync(join(chart, 'dashboards', 'corsgate.json'), 'utf8')), 'the dashboard JSON, whole')
+
+    const rule = find(on.objects, 'PrometheusRule')
+    t.match(rule, { apiVersion: 'monitoring.coreos.com/v1', metadata: { name: 'rel-corsgate', namespace: 'web', labels: { release: 'kps' } } })
+    const alerts = (rule?.spec.groups[0].rules ?? []) as Array<{ alert: string, expr: string }>
+    t.same(alerts.map((r) => r.alert), ['CorsgateWhitelistStale', 'CorsgateRedisDisconnected', 'CorsgateDenialRatioJump', 'CorsgateUpstreamErrors', 'CorsgateNoReadyReplicas'])
+    t.match(alerts.find((r) => r.alert === 'CorsgateDenialRatioJump')?.expr, /> 0\.3\n/, 'thresholds come from values')
+    t.match(alerts.find((r) => r.alert === 'CorsgateWhitelistStale')?.expr, /> 600/, 'whitelistStale.minutes, in seconds')
+    t.match(alerts[0]?.expr, /namespace="web", service="rel-corsgate-admin"/, 'this release\'s series')
+    t.ok(alerts.every((r) => !/\borigin\b/.test(r.expr)), 'no origin label anywhere')
+
+    const dir = mkdtempSync(join(tmpdir(), 'corsgate-rules-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const promtool = findPromtool()
+    if (promtool === null) {
+      t.comment('promtool not installed (Debian package prometheus): rule syntax not checked')
+    } else {
+      writeFileSync(join(dir, 'rules.yaml'), JSON.stringify(rule?.spec))
+      const checked = spawnSync(promtool, ['check', 'rules', join(dir, 'rules.yaml')], { encoding: 'utf8' })
+      t.equal(checked.status, 0, `promtool check rules: ${checked.stdout}${checked.stderr}`)
+    }
+
+    const everything = ['--set', 'redis.url=redis://redis:6379', '--set', 'grafanaDashboard.enabled=true', '--set', 'prometheusRule.enabled=true', '--set', 'adminAuth.enabled=true', '--set', 'adminAuth.token=t', '--set', 'serviceMonitor.enabled=true']
+    const lint = run(['lint', '--strict', chart, '--kube-version', KUBE_VERSION, ...userPolicy, ...everything])
+    t.equal(lint.status, 0, `helm lint --strict with all of them on: ${lint.stdout}${lint.stderr}`)
+
+    const noRedis = render(['--set', 'prometheusRule.enabled=true'])
+    t.same((find(noRedis.objects, 'PrometheusRule')?.spec.groups[0].rules as Array<{ alert: string }>).map((r) => r.alert), ['CorsgateDenialRatioJump', 'CorsgateUpstreamErrors', 'CorsgateNoReadyReplicas'], 'Redis alerts only when Redis is configured')
+    const sidecar = render([...valuesFile('sidecar.yaml'), '--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.selector=job="shop"'])
+    const sidecarRules = find(sidecar.objects, 'PrometheusRule')?.spec.groups[0].rules as Array<{ alert: string, expr: string }>
+    t.notOk(sidecarRules.some((r) => r.alert === 'CorsgateNoReadyReplicas'), 'sidecar: no Deployment of its own to watch')
+    t.ok(sidecarRules.every((r) => r.expr.includes('job="shop"')), 'prometheusRule.selector replaces the default matchers')
   })
 
   t.test('the rendered config passes `corsgate validate`', async (t) => {

@@ -1,5 +1,5 @@
-// The admin server: health, readiness, metrics, effective policies, explain. Never on the
-// public port (SPEC.md "Admin endpoints").
+// The admin server: health, readiness, metrics, effective policies, explain, and the page
+// that shows them. Never on the public port (SPEC.md "Admin endpoints", "The admin page").
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
@@ -7,14 +7,22 @@ import { explain } from '../gateway/explain.js'
 import type { RouteTable } from '../gateway/route-table.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import type { ObservedOrigins } from '../observe/observed-origins.js'
+import type { DecisionLog } from '../gateway/decision-log.js'
+import { AdminAuth } from './auth.js'
 import type { GatewayMetrics } from './metrics.js'
 import { observedRoutes } from './observed.js'
+import { overview, readiness, type SourceReloads, type SourceStatus } from './overview.js'
+import { pageRoutes } from './page.js'
 
-export interface SourceStatus {
-  /** The source has loaded at least once (or needs no loading). */
-  loaded: boolean
-  /** Detail for `/readyz` and `/policies`: state, stale since, last error. */
-  detail: Record<string, unknown>
+export type { SourceReloads, SourceStatus }
+
+// Every admin answer: the page runs only its own script and style, talks only to this server,
+// and cannot be framed; no answer is sniffed into something it is not.
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store'
 }
 
 export interface AdminOptions {
@@ -28,19 +36,38 @@ export interface AdminOptions {
   isClosing: () => boolean
   /** Observed origins, for `/observed` and `/diff` (undefined when `observe.enabled` is off). */
   observed?: ObservedOrigins | undefined
+  /** The last reload of each source, for `/overview`. */
+  reloads?: () => Record<string, SourceReloads>
+  /** Recent decisions, for `/decisions` (the page's live view). */
+  decisions?: DecisionLog | undefined
+  /** The `admin.auth` token, read at start; undefined when `admin.auth` is not set. */
+  token?: string | undefined
 }
 
 export async function buildAdmin (opts: AdminOptions): Promise<FastifyInstance> {
   const { config, store, metrics } = opts
   const app = Fastify({ loggerInstance: opts.logger.child({ server: 'admin' }) as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) })
 
+  if (opts.token !== undefined) {
+    const auth = new AdminAuth(opts.token, config.admin.auth?.openMetrics === true)
+    app.addHook('onRequest', async (request, reply) => {
+      if (!auth.guards(request.url.split('?')[0]!) || auth.accepts(request.headers.authorization)) return
+      // Basic too, so that a browser asks for the token (as the password) instead of showing a bare 401.
+      reply.code(401).header('www-authenticate', ['Bearer realm="corsgate admin"', 'Basic realm="corsgate admin", charset="UTF-8"'])
+      return await reply.send({ error: 'unauthorized', statusCode: 401 })
+    })
+  }
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.headers(SECURITY_HEADERS)
+    return payload
+  })
+
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (_request, reply) => {
     const sources = opts.sources()
     const redisRequired = config.redis?.required === true
-    const waiting = redisRequired && sources.redis?.loaded !== true
-    const ready = !opts.isClosing() && !waiting
+    const { ready } = readiness(config, sources, opts.isClosing())
     reply.code(ready ? 200 : 503)
     return {
       status: ready ? 'ready' : 'not_ready',
@@ -81,7 +108,20 @@ export async function buildAdmin (opts: AdminOptions): Promise<FastifyInstance> 
     return explain(opts, { origin: q.origin, path: q.path, method: q.method, headers, host: q.host })
   })
 
+  app.get('/overview', async () => await overview({ ...opts, reloads: opts.reloads ?? (() => ({})) }))
+
+  // The live view polls this with the last `seq` it has seen.
+  app.get<{ Querystring: { after?: string, limit?: string } }>('/decisions', async (request) => {
+    const log = opts.decisions
+    if (log === undefined) return { last: 0, capacity: 0, decisions: [] }
+    const after = Number(request.query.after ?? 0)
+    const limit = Number(request.query.limit ?? log.capacity)
+    const records = log.since(Number.isFinite(after) ? after : 0, Number.isFinite(limit) && limit > 0 ? limit : log.capacity)
+    return { last: log.last, capacity: log.capacity, decisions: records.map((r) => ({ ...r, at: new Date(r.at).toISOString() })) }
+  })
+
   await observedRoutes(app, { config, store, observed: opts.observed })
+  pageRoutes(app)
 
   return app
 }

@@ -83,6 +83,7 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'route' | 'kind'>
   readonly reloads: Counter<'source' | 'result'>
   readonly lastReload: Gauge
+  readonly lastSourceLoad: Gauge<'source'>
   readonly origins: Gauge<'policy' | 'source'>
   readonly skippedEntries: Counter<'source'>
   readonly redisConnected: Gauge
@@ -118,6 +119,9 @@ export class GatewayMetrics {
     this.upstreamErrors = new Counter({ name: 'corsgate_upstream_errors_total', help: 'Upstream failures by route and kind (timeout, unavailable, reset, body_too_large)', labelNames: ['route', 'kind'], registers })
     this.reloads = new Counter({ name: 'corsgate_policy_reloads_total', help: 'Policy reloads by source and result (ok, partial, error)', labelNames: ['source', 'result'], registers })
     this.lastReload = new Gauge({ name: 'corsgate_policy_last_reload_timestamp_seconds', help: 'Unix time of the last successful policy reload', registers })
+    // A Redis read that finds nothing changed swaps nothing, so `lastReload` alone cannot tell a
+    // quiet whitelist from a stale one: this one moves on every successful read.
+    this.lastSourceLoad = new Gauge({ name: 'corsgate_policy_source_last_load_timestamp_seconds', help: 'Unix time of the last successful read of each policy source (file, redis), changed or not', labelNames: ['source'], registers })
     this.origins = new Gauge({ name: 'corsgate_policy_origins', help: 'Allow entries per policy and source', labelNames: ['policy', 'source'], registers })
     this.skippedEntries = new Counter({ name: 'corsgate_policy_invalid_entries_total', help: 'Invalid origin entries skipped, by source', labelNames: ['source'], registers })
     this.redisConnected = new Gauge({ name: 'corsgate_redis_connected', help: '1 when the Redis source is connected, 0 otherwise', registers })
@@ -160,7 +164,10 @@ export class GatewayMetrics {
 
   observeReload (snapshot: PolicySnapshot, record: ReloadRecord): void {
     this.reloads.inc({ source: record.source, result: record.result })
-    if (record.result !== 'error') this.lastReload.set(record.at / 1000)
+    if (record.result !== 'error') {
+      this.lastReload.set(record.at / 1000)
+      this.lastSourceLoad.set({ source: record.source }, record.at / 1000)
+    }
     this.origins.reset()
     for (const [name, policy] of snapshot.policies) {
       const counts = new Map<string, number>()

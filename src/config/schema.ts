@@ -112,6 +112,14 @@ export const observeSchema = z.strictObject({
   retention: z.string().refine((d) => parseDuration(d) !== undefined, 'must be a duration with a unit (ms, s, m, h, d, w), e.g. 7d, 24h').default('7d')
 })
 
+// The admin server's bearer token: read from a file (a mounted Secret) or an environment variable.
+export const adminAuthSchema = z.strictObject({
+  tokenFile: z.string().min(1).optional(),
+  tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  // Leave /metrics open to scrapers that cannot send a token.
+  openMetrics: z.boolean().default(false)
+}).refine((a) => (a.tokenFile === undefined) !== (a.tokenEnv === undefined), 'needs exactly one of "tokenFile" and "tokenEnv"')
+
 export const configSchema = z.strictObject({
   server: z.strictObject({
     host: z.string().default('0.0.0.0'),
@@ -164,7 +172,9 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   admin: z.strictObject({
     host: z.string().default('127.0.0.1'),
-    port: port.default(9090)
+    port: port.default(9090),
+    // A bearer token for every admin path but /healthz and /readyz (docs/operating.md "The admin page").
+    auth: adminAuthSchema.optional()
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
@@ -222,3 +232,4 @@ export type PluginConfig = z.infer<typeof pluginSchema>
 export type WebsocketConfig = z.infer<typeof websocketSchema>
 export type RedisConfig = NonNullable<Config['redis']>
 export type ObserveConfig = z.infer<typeof observeSchema>
+export type AdminAuthConfig = z.infer<typeof adminAuthSchema>

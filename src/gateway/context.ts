@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
 import type { OriginObserver } from '../observe/origin-table.js'
 import type { PolicyStore } from '../sources/policy-store.js'
+import type { DecisionLog } from './decision-log.js'
 import type { RequestKind } from './judge.js'
 import type { RouteTable } from './route-table.js'
 
@@ -27,4 +28,6 @@ export interface GatewayContext {
   isClosing: () => boolean
   /** Counts each finished request's origin per policy (SPEC.md "Observed origins"); absent when `observe.enabled` is off. */
   observer?: OriginObserver | undefined
+  /** The recent decisions the admin page's live view reads; absent in library use. */
+  decisions?: DecisionLog | undefined
 }

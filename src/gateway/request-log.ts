@@ -11,11 +11,26 @@ export function directRequestId (): string {
   return `direct-${(++directIds).toString(36)}`
 }
 
-/** Metrics, the observed origin and, when info is on, the one log line of a finished request. */
-export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger' | 'observer'>, logRequests: boolean, state: Judgement, reqId: string, method: string | undefined, status: number, elapsedMs: number, upstream?: string): void {
+/** Metrics, the observed origin, the live view's record and, when info is on, the one log line of a finished request. */
+export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger' | 'observer' | 'decisions'>, logRequests: boolean, state: Judgement, reqId: string, method: string | undefined, status: number, elapsedMs: number, upstream?: string): void {
   const route = state.route?.label ?? 'none'
   opts.metrics.recordRequest(route, state.kind, state.decision.outcome, state.decision.reason, elapsedMs / 1000)
   opts.observer?.record(state.policy.name, state.origin, state.decision.outcome, state.decision.reason, route)
+  opts.decisions?.record({
+    at: Date.now(),
+    route,
+    policy: state.policy.name,
+    kind: state.kind,
+    method: method ?? '',
+    path: state.path,
+    origin: state.origin ?? null,
+    outcome: state.decision.outcome,
+    reason: state.decision.reason,
+    rule: state.decision.rule ?? null,
+    detail: state.decision.detail ?? null,
+    status,
+    durationMs: Math.round(elapsedMs * 1000) / 1000
+  })
   if (logRequests) {
     opts.logger.info({
       reqId,

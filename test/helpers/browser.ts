@@ -47,12 +47,12 @@ export interface RunningBrowser {
   close: () => Promise<void>
 }
 
-/** Starts Chromium with a fresh user data dir. Throws with Chromium's own reason if it cannot. */
-export async function launchChromium (): Promise<RunningBrowser> {
+/** Starts Chromium with a fresh user data dir (and the given context options). Throws with Chromium's own reason if it cannot. */
+export async function launchChromium (options: { httpCredentials?: { username: string, password: string }, viewport?: { width: number, height: number } } = {}): Promise<RunningBrowser> {
   const profile = mkdtempSync(join(tmpdir(), 'corsgate-chromium-'))
   let context: BrowserContext
   try {
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 })
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000, ...options })
   } catch (err) {
     rmSync(profile, { recursive: true, force: true })
     throw new Error(`Chromium at ${CHROMIUM} could not start: ${(err as Error).message}`)

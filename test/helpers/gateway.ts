@@ -24,13 +24,14 @@ export interface GatewayConfigInput {
   websocket?: Record<string, unknown>
   plugins?: Array<Record<string, unknown>>
   observe?: Record<string, unknown>
+  admin?: Record<string, unknown>
 }
 
 /** A config document: servers on port 0 and loopback, the given policies and routes. */
 export function testConfigYaml (input: GatewayConfigInput): string {
   return stringify({
     server: { host: '127.0.0.1', port: 0, ...input.server },
-    admin: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0, ...input.admin },
     log: { level: 'info', ...input.log },
     ...(input.redis === undefined ? {} : { redis: input.redis }),
     ...(input.websocket === undefined ? {} : { websocket: input.websocket }),

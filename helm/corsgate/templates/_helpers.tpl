@@ -114,6 +114,11 @@ server:
 admin:
   host: 0.0.0.0
   port: {{ int .Values.containerPorts.admin }}
+  {{- if .Values.adminAuth.enabled }}
+  auth:
+    tokenFile: /var/run/corsgate/admin-token/token
+    openMetrics: {{ .Values.adminAuth.openMetrics }}
+  {{- end }}
 log:
   {{- toYaml (.Values.log | default dict) | nindent 2 }}
 {{- if include "corsgate.redisEnabled" . }}
@@ -148,6 +153,9 @@ checksum/config: {{ include "corsgate.config" . | sha256sum }}
 {{- if and .Values.redis.url (not .Values.redis.existingSecret) }}
 checksum/redis-secret: {{ .Values.redis.url | sha256sum }}
 {{- end }}
+{{- if and .Values.adminAuth.enabled .Values.adminAuth.token (not .Values.adminAuth.existingSecret) }}
+checksum/admin-token: {{ .Values.adminAuth.token | sha256sum }}
+{{- end }}
 {{- end }}
 
 {{/* Fails on settings that contradict each other. */}}
@@ -163,6 +171,9 @@ checksum/redis-secret: {{ .Values.redis.url | sha256sum }}
 {{- $drainSeconds := add (div (int (.Values.server.shutdownGraceMs | default 10000)) 1000) 5 }}
 {{- if lt (int .Values.terminationGracePeriodSeconds) (int $drainSeconds) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must cover the preStop sleep and server.shutdownGraceMs (about %d s)" (int .Values.terminationGracePeriodSeconds) (int $drainSeconds)) }}
+{{- end }}
+{{- if and .Values.adminAuth.enabled (not .Values.adminAuth.existingSecret) (not .Values.adminAuth.token) }}
+{{- fail "adminAuth.enabled: set adminAuth.existingSecret (a Secret holding the token under adminAuth.existingSecretKey) or adminAuth.token" }}
 {{- end }}
 {{- range $i, $route := .Values.routes }}
 {{- $policy := $route.policy | default "default" }}
@@ -203,4 +214,36 @@ Kubernetes writes them: plain bytes, k/M/G/T, Ki/Mi/Gi/Ti.
 {{- end -}}
 {{- $mib -}}
 {{- end -}}
+{{- end }}
+
+{{/*
+PromQL label matchers for this release's corsgate series, for the PrometheusRule:
+prometheusRule.selector, or the release namespace and (edge mode) the admin Service, which
+the Prometheus Operator puts on every scraped series as `namespace` and `service`.
+*/}}
+{{- define "corsgate.metricSelector" -}}
+{{- if .Values.prometheusRule.selector -}}
+{{- .Values.prometheusRule.selector -}}
+{{- else if eq .Values.mode "edge" -}}
+namespace="{{ .Release.Namespace }}", service="{{ printf "%s-admin" (include "corsgate.fullname" .) | trunc 63 | trimSuffix "-" }}"
+{{- else -}}
+namespace="{{ .Release.Namespace }}"
+{{- end -}}
+{{- end }}
+
+{{/* The Secret and key that hold the admin token (adminAuth). */}}
+{{- define "corsgate.adminTokenSecretName" -}}
+{{- if .Values.adminAuth.existingSecret }}
+{{- .Values.adminAuth.existingSecret }}
+{{- else }}
+{{- printf "%s-admin-token" (include "corsgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "corsgate.adminTokenSecretKey" -}}
+{{- if .Values.adminAuth.existingSecret }}
+{{- .Values.adminAuth.existingSecretKey }}
+{{- else -}}
+token
+{{- end }}
 {{- end }}

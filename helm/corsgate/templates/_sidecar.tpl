@@ -93,14 +93,20 @@ Port names `http` and `admin` must be unique in the pod: name the app's own port
       readOnly: true
     - name: corsgate-tmp
       mountPath: /tmp
+    {{- if .Values.adminAuth.enabled }}
+    - name: corsgate-admin-token
+      mountPath: /var/run/corsgate/admin-token
+      readOnly: true
+    {{- end }}
     {{- with .Values.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end }}
 
 {{/*
-The volumes the corsgate container mounts: its ConfigMap at /etc/corsgate and a small
-writable /tmp (the root filesystem is read-only). A YAML list, for a pod's `volumes:`.
+The volumes the corsgate container mounts: its ConfigMap at /etc/corsgate, a small
+writable /tmp (the root filesystem is read-only) and, with adminAuth, the admin token's
+Secret. A YAML list, for a pod's `volumes:`.
 */}}
 {{- define "corsgate.configVolume" -}}
 - name: corsgate-config
@@ -112,4 +118,12 @@ writable /tmp (the root filesystem is read-only). A YAML list, for a pod's `volu
 - name: corsgate-tmp
   emptyDir:
     sizeLimit: 16Mi
+{{- if .Values.adminAuth.enabled }}
+- name: corsgate-admin-token
+  secret:
+    secretName: {{ include "corsgate.adminTokenSecretName" . }}
+    items:
+      - key: {{ include "corsgate.adminTokenSecretKey" . }}
+        path: token
+{{- end }}
 {{- end }}
