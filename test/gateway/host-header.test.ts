@@ -59,7 +59,7 @@ t.test('websocket upgrades follow the same choice', async (t) => {
 })
 
 t.test('https upstreams: the server name is the upstream\'s whatever Host the client sent, on one pooled connection', async (t) => {
-  const seen: Array<{ host: string | undefined, servername: string | false }> = []
+  const seen: Array<{ host: string | undefined, servername: string | false | null }> = []
   let connections = 0
   const server = createServer({ key: readFileSync(`${tlsDir}key.pem`), cert: readFileSync(`${tlsDir}cert.pem`) }, (req, res) => {
     seen.push({ host: req.headers.host, servername: (req.socket as TLSSocket).servername })
