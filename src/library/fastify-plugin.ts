@@ -23,6 +23,7 @@ import { admitEmbedded } from '../gateway/admission.js'
 import { addCorsHeaders, writeAnswer } from '../gateway/answers.js'
 import type { RequestMetrics } from '../gateway/context.js'
 import { explain, type ExplainQuery, type Explanation } from '../gateway/explain.js'
+import { RouteTable } from '../gateway/route-table.js'
 import type { Judgement } from '../gateway/judge.js'
 import { recordRequest } from '../gateway/request-log.js'
 import type { ObservedOrigins } from '../observe/observed-origins.js'
@@ -166,13 +167,15 @@ const corsgatePlugin: FastifyPluginAsync<CorsgatePluginOptions> = async function
   // The app's own process metrics are its business: corsgate's registry holds corsgate's only.
   const registry = new GatewayMetrics({ defaultMetrics: false })
   const metrics = opts.metrics === false ? undefined : registry
-  const engine = await createEngine(loaded, logger, registry)
+  // Routes choose the policy only: the app forwards (an upstream given is shown by `explain`).
+  const routes = new RouteTable(loaded.config.routes.map((r) => ({ ...r, upstream: r.upstream ?? r.upstreams?.[0] ?? '', upstreams: undefined })))
+  const engine = await createEngine(loaded, logger, registry, routes)
   const pipeline = new EmbeddedPipeline(engine, logger, choosePolicy, opts.logRequests ?? 'denied', metrics ?? NO_METRICS)
 
   const handle: Corsgate = {
     store: engine.store,
     get snapshot () { return engine.store.snapshot },
-    explain: (query) => explain({ config: loaded.config, store: engine.store, routes: engine.routes }, query, { policy: query.policy }),
+    explain: (query) => explain({ config: loaded.config, store: engine.store, routes }, query, { policy: query.policy }),
     metrics,
     get redis () { return engine.redis?.state },
     sources: engine.sources,

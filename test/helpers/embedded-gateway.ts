@@ -3,8 +3,9 @@
 import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import proxy from '@fastify/http-proxy'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { pino } from 'pino'
+import type { ClientOptions } from 'ws'
 import corsgate, { type CorsgatePluginOptions } from '../../src/fastify.js'
 
 export interface EmbeddedGateway {
@@ -36,7 +37,14 @@ export async function startEmbeddedGateway (input: EmbeddedGatewayInput): Promis
   const app = Fastify({ loggerInstance: pino({ level: 'info' }, sink) as FastifyBaseLogger })
   await app.register(corsgate, { config: input.config, ...input.options })
   await input.before?.(app)
-  await app.register(proxy, { upstream: input.upstream, websocket: true })
+  await app.register(proxy, {
+    upstream: input.upstream,
+    websocket: true,
+    // @fastify/http-proxy passes only the cookie on to a websocket upstream; a backend that
+    // checks Origin itself needs it too (the README's example does the same).
+    // (documented by @fastify/http-proxy, missing from its types).
+    wsClientOptions: { rewriteRequestHeaders: (headers: Record<string, string>, request: FastifyRequest) => ({ ...headers, ...pick(request.headers, ['cookie', 'origin', 'authorization']) }) } as ClientOptions
+  })
   await app.listen({ host: '127.0.0.1', port: 0 })
   return {
     app,
@@ -44,4 +52,13 @@ export async function startEmbeddedGateway (input: EmbeddedGatewayInput): Promis
     logs,
     close: async () => { await app.close() }
   }
+}
+
+function pick (headers: Record<string, string | string[] | undefined>, names: string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const name of names) {
+    const value = headers[name]
+    if (value !== undefined) out[name] = value
+  }
+  return out
 }
