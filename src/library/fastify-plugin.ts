@@ -17,20 +17,20 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import type { SourceStatus } from '../admin/app.js'
-import { GatewayMetrics } from '../admin/metrics.js'
-import { createEngine, type Engine } from '../engine.js'
+import type { GatewayMetrics } from '../admin/metrics.js'
+import type { Engine } from '../engine.js'
 import { admitEmbedded } from '../gateway/admission.js'
 import { addCorsHeaders, writeAnswer } from '../gateway/answers.js'
 import type { RequestMetrics } from '../gateway/context.js'
-import { explain, type ExplainQuery, type Explanation } from '../gateway/explain.js'
-import { RouteTable } from '../gateway/route-table.js'
+import type { ExplainQuery, Explanation } from '../gateway/explain.js'
 import type { Judgement } from '../gateway/judge.js'
 import { recordRequest } from '../gateway/request-log.js'
 import type { ObservedOrigins } from '../observe/observed-origins.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
 import type { PolicyStore } from '../sources/policy-store.js'
 import type { RedisSourceState } from '../sources/redis.js'
-import { loadEmbeddedConfig, type ConfigInput } from './embedded-config.js'
+import type { ConfigInput } from './embedded-config.js'
+import { createEmbeddedEngine } from './embedded-engine.js'
 
 export interface CorsgatePluginOptions {
   /** A path to a corsgate YAML config file, or the object such a file holds (routes optional). */
@@ -160,22 +160,16 @@ class EmbeddedPipeline {
 }
 
 const corsgatePlugin: FastifyPluginAsync<CorsgatePluginOptions> = async function corsgate (app: FastifyInstance, opts: CorsgatePluginOptions) {
-  const choosePolicy = opts.policy
-  const loaded = loadEmbeddedConfig({ config: opts.config, env: opts.env, choosesPolicy: choosePolicy !== undefined })
   const logger = app.log as unknown as Logger
-  for (const warning of loaded.warnings) logger.warn({ file: loaded.file }, warning)
-  // The app's own process metrics are its business: corsgate's registry holds corsgate's only.
-  const registry = new GatewayMetrics({ defaultMetrics: false })
+  const engine = await createEmbeddedEngine(opts, logger)
+  const { loaded, metrics: registry } = engine
   const metrics = opts.metrics === false ? undefined : registry
-  // Routes choose the policy only: the app forwards (an upstream given is shown by `explain`).
-  const routes = new RouteTable(loaded.config.routes.map((r) => ({ ...r, upstream: r.upstream ?? r.upstreams?.[0] ?? '', upstreams: undefined })))
-  const engine = await createEngine(loaded, logger, registry, routes)
-  const pipeline = new EmbeddedPipeline(engine, logger, choosePolicy, opts.logRequests ?? 'denied', metrics ?? NO_METRICS)
+  const pipeline = new EmbeddedPipeline(engine, logger, engine.choosePolicy, opts.logRequests ?? 'denied', metrics ?? NO_METRICS)
 
   const handle: Corsgate = {
     store: engine.store,
     get snapshot () { return engine.store.snapshot },
-    explain: (query) => explain({ config: loaded.config, store: engine.store, routes }, query, { policy: query.policy }),
+    explain: engine.explain,
     metrics,
     get redis () { return engine.redis?.state },
     sources: engine.sources,
