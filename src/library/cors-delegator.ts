@@ -17,16 +17,19 @@ import type { RedisSourceState } from '../sources/redis.js'
 import type { ConfigInput } from './embedded-config.js'
 import { createEmbeddedEngine } from './embedded-engine.js'
 
-/** The options @fastify/cors takes from a delegator (the subset corsgate sets). */
+/**
+ * The options @fastify/cors takes from a delegator (the subset corsgate sets). A key left out
+ * keeps @fastify/cors's default: no allowed headers given echoes the requested ones, no exposed
+ * headers and no max-age send none.
+ */
 export interface DelegatedCorsOptions {
   /** The exact `Access-Control-Allow-Origin` to send (the request's origin, or `*`); false: none. */
   origin: string | false
   credentials?: boolean
   methods?: string
-  /** Null echoes the requested headers (`allowHeaders: "*"`). */
-  allowedHeaders?: string | null
-  exposedHeaders?: string | null
-  maxAge?: number | null
+  allowedHeaders?: string
+  exposedHeaders?: string
+  maxAge?: number
   optionsSuccessStatus?: number
   /** Only a real preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered as one. */
   preflight?: boolean
@@ -61,18 +64,20 @@ export function corsOptionsFor (state: Judgement): DelegatedCorsOptions {
   const { decision, policy } = state
   if (decision.allowOrigin === undefined) return { origin: false }
   const v = policy.headerValues
-  return {
+  const options: DelegatedCorsOptions = {
     origin: decision.allowOrigin,
     credentials: policy.credentials,
     methods: v.allowMethods,
-    allowedHeaders: v.allowHeaders ?? null,
-    exposedHeaders: v.exposeHeaders ?? null,
-    // A report-only would-be denial is served for the trial only: no lasting preflight cache.
-    maxAge: v.maxAge === undefined || decision.outcome === 'would_deny' ? null : Number(v.maxAge),
     optionsSuccessStatus: policy.preflightStatus,
     preflight: state.kind === 'preflight',
     strictPreflight: false
   }
+  // `allowHeaders: "*"` leaves it out: @fastify/cors then echoes the requested list.
+  if (v.allowHeaders !== undefined) options.allowedHeaders = v.allowHeaders
+  if (v.exposeHeaders !== undefined) options.exposedHeaders = v.exposeHeaders
+  // A report-only would-be denial is served for the trial only: no lasting preflight cache.
+  if (v.maxAge !== undefined && decision.outcome !== 'would_deny') options.maxAge = Number(v.maxAge)
+  return options
 }
 
 export async function corsgateDelegator (opts: CorsgateDelegatorOptions): Promise<CorsgateDelegator> {
