@@ -3,7 +3,7 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import cors from '@fastify/cors'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { corsgateDelegator, type CorsgateDelegator } from '../../src/fastify-cors.js'
@@ -21,10 +21,11 @@ async function startApp (t: Test, config: Record<string, unknown>): Promise<{ ur
   app.addHook('onClose', async () => { await delegator.close() })
   await app.register(cors, { delegator })
   const handled: string[] = []
-  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'], url: '/*', handler: async (request) => {
+  const handler = async (request: FastifyRequest): Promise<{ ok: true }> => {
     handled.push(`${request.method} ${request.headers.origin ?? '-'}`)
     return { ok: true }
-  } })
+  }
+  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'], url: '/*', handler })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => { await app.close() })
   return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, app, delegator, handled }
