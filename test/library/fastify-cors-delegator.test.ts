@@ -3,6 +3,7 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import cors from '@fastify/cors'
+import proxy from '@fastify/http-proxy'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
@@ -12,6 +13,7 @@ import { corsHeaderNames, send } from '../helpers/http.js'
 import { headerValues, sendRaw } from '../helpers/raw-http.js'
 import { startRedis } from '../helpers/redis-server.js'
 import { uniquePrefix } from '../helpers/redis-gateway.js'
+import { startUpstream } from '../helpers/upstream.js'
 
 const ORIGIN = 'https://app.example.com'
 
@@ -100,4 +102,21 @@ t.test('live Redis edits are in force for @fastify/cors', async (t) => {
   await denied
   t.same(corsHeaderNames(await send(`${url}/x`, { headers: { origin: fresh } })), [], 'denied again: deny wins')
   t.equal(delegator.explain({ origin: fresh }).reason, 'denylisted')
+})
+
+t.test('behind @fastify/http-proxy the upstream\'s CORS headers win over @fastify/cors\'s (what docs/library.md warns of)', async (t) => {
+  const upstream = await startUpstream((_req, res) => { res.setHeader('access-control-allow-origin', '*'); res.setHeader('vary', 'Accept-Encoding'); res.end('x') })
+  t.teardown(upstream.close)
+  const delegator = await corsgateDelegator({ config: { policies: { default: { origins: [ORIGIN] } } }, logger: pino({ level: 'silent' }) })
+  const app = Fastify()
+  app.addHook('onClose', async () => { await delegator.close() })
+  await app.register(cors, { delegator })
+  await app.register(proxy, { upstream: upstream.url, prefix: '/api', rewritePrefix: '/api', httpMethods: ['GET'] })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(async () => { await app.close() })
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const res = await send(`${url}/api/x`, { headers: { origin: 'https://evil.example' } })
+  t.equal(res.status, 200, 'a refused origin reaches the upstream')
+  t.equal(res.one('access-control-allow-origin'), '*', 'and the upstream\'s own header reaches the browser')
+  t.equal(res.one('vary'), 'Accept-Encoding', 'without Vary: Origin')
 })

@@ -1,17 +1,26 @@
 // `npm pack` as a release makes it, installed into a scratch project as a user's app gets it:
-// the `corsgate/fastify` and `corsgate/fastify-cors` exports resolve, run, and typecheck.
+// the `corsgate/fastify` and `corsgate/fastify-cors` exports resolve, run, and typecheck, and
+// the examples of docs/library.md run from there against real upstreams.
 // The scratch project's other packages are linked from this checkout's node_modules (the test
 // runs without the registry); corsgate itself comes from the tarball only.
-import { execFile } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
 import { promisify } from 'node:util'
-import t from 'tap'
+import { io } from 'socket.io-client'
+import t, { type Test } from 'tap'
+import { corsHeaderNames, send } from '../helpers/http.js'
+import { startSocketIoUpstream } from '../helpers/socketio-upstream.js'
+import { startUpstream } from '../helpers/upstream.js'
 
 const run = promisify(execFile)
 const root = resolve(import.meta.dirname, '..', '..')
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+const ORIGIN = 'https://app.example.com'
+const EVIL = 'https://evil.example'
 
 interface PackResult { filename: string, files: Array<{ path: string }> }
 
@@ -88,4 +97,62 @@ await app.register(cors, { delegator: await corsgateDelegator({ config: { polici
     t.fail(`tsc: ${(err as { stdout?: string }).stdout ?? String(err)}`)
   }
   t.ok(existsSync(join(modules, 'corsgate', 'dist', 'fastify.d.ts')))
+
+  // The examples of docs/library.md, as a reader copies them, against real upstreams.
+  for (const file of readdirSync(join(root, 'examples'))) cpSync(join(root, 'examples', file), join(app, file))
+  const api = await startUpstream()
+  t.teardown(api.close)
+  const sockets = await startSocketIoUpstream()
+  t.teardown(sockets.close)
+  const gateway = await startExample(t, app, 'fastify-gateway.mjs', { API_UPSTREAM: api.url, SOCKET_UPSTREAM: sockets.url })
+  const pre = await send(`${gateway}/api/users`, { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'PUT' } })
+  t.equal(pre.status, 204, 'gateway example: the preflight is answered')
+  t.equal(pre.one('access-control-max-age'), '600')
+  const users = await send(`${gateway}/api/users`, { headers: { origin: ORIGIN } })
+  t.equal(users.one('access-control-allow-origin'), ORIGIN, 'gateway example: the API answer carries CORS headers')
+  t.equal(api.seen.at(-1)?.url, '/api/users')
+  t.equal((await send(`${gateway}/api/users`, { headers: { origin: EVIL } })).status, 403, 'gateway example: a refused origin is 403')
+  const socket = io(gateway, { reconnection: false, forceNew: true, transports: ['websocket'], extraHeaders: { origin: ORIGIN } })
+  t.teardown(() => { socket.close() })
+  t.equal(await new Promise((resolve, reject) => { socket.once('connect', () => resolve('connected')); socket.once('connect_error', reject) }), 'connected', 'gateway example: Socket.IO over websocket from an allowed origin')
+  t.equal(await socket.emitWithAck('whoami').then((w: { origin: string }) => w.origin), ORIGIN, 'the upstream sees the Origin')
+  const refused = io(gateway, { reconnection: false, forceNew: true, transports: ['websocket'], extraHeaders: { origin: EVIL } })
+  t.teardown(() => { refused.close() })
+  t.equal(await new Promise((resolve) => { refused.once('connect', () => resolve('connected')); refused.once('connect_error', () => resolve('refused')) }), 'refused', 'gateway example: refused from another origin')
+  t.match((await send(`${gateway}/internal/corsgate/metrics`)).body, /corsgate_requests_total\{route="none",kind="websocket",decision="denied"/, 'gateway example: metrics mounted')
+
+  const corsApp = await startExample(t, app, 'fastify-cors-app.mjs', {})
+  const listed = await send(`${corsApp}/api/users`, { headers: { origin: 'https://admin.example.com' } })
+  t.equal(listed.one('access-control-allow-origin'), 'https://admin.example.com', '@fastify/cors example: the wildcard origin allowed')
+  t.same(corsHeaderNames(await send(`${corsApp}/api/users`, { headers: { origin: EVIL } })), [], '@fastify/cors example: no CORS headers for another origin')
 })
+
+t.test('docs/library.md shows the examples exactly as they are run', async (t) => {
+  const doc = readFileSync(join(root, 'docs', 'library.md'), 'utf8')
+  for (const file of readdirSync(join(root, 'examples'))) {
+    const block = new RegExp('```js example=examples/' + file.replace('.', '\\.') + '\\n([^]*?)```').exec(doc)
+    t.ok(block !== null, `${file} is shown in docs/library.md`)
+    t.equal(block?.[1], readFileSync(join(root, 'examples', file), 'utf8'), `${file}: the doc's copy is the file`)
+  }
+})
+
+/** Runs an example program in the scratch app on a free port; resolves with its URL once it listens. */
+async function startExample (t: Test, cwd: string, file: string, env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, [file], { cwd, env: { PATH: process.env.PATH ?? '', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(async () => {
+    if (child.exitCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await exited
+  })
+  const lines = createInterface({ input: child.stdout })
+  for await (const line of lines) {
+    const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1]
+    if (url !== undefined) {
+      // Keep reading so the child never blocks on a full pipe.
+      lines.on('line', () => {})
+      return url
+    }
+  }
+  throw new Error(`${file} exited before listening (code ${String(child.exitCode)})`)
+}
