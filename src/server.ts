@@ -1,7 +1,7 @@
 // Wires corsgate: policy store, public gateway, admin server, and shutdown.
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
-import { buildAdmin, type SourceReloads, type SourceStatus } from './admin/app.js'
+import { buildAdmin, type SourceReloads } from './admin/app.js'
 import { readAdminToken } from './admin/auth.js'
 import { GatewayMetrics } from './admin/metrics.js'
 import { referencedFileProblems } from './config/files.js'
@@ -10,12 +10,11 @@ import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
 import { DecisionLog } from './gateway/decision-log.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
-import { createObservedOrigins, type ObservedOrigins } from './observe/observed-origins.js'
-import { RouteTable } from './gateway/route-table.js'
+import type { ObservedOrigins } from './observe/observed-origins.js'
+import type { RouteTable } from './gateway/route-table.js'
 import { ConfigFileSource } from './sources/config-file.js'
-import { PolicyStore } from './sources/policy-store.js'
-// Type-only: the Redis source (and ioredis, ~10 MB of RSS) is loaded only when configured.
-import type { RedisPolicySource, RedisSourceState } from './sources/redis.js'
+import type { PolicyStore } from './sources/policy-store.js'
+import { createEngine } from './engine.js'
 
 export interface RunningGateway {
   gateway: FastifyInstance
@@ -74,74 +73,24 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
 
   let closing = false
   const isClosing = (): boolean => closing
-  const store = new PolicyStore(loaded, logger)
-  const routes = new RouteTable(config.routes, config.server.upstreamConnections)
-  metrics.observeReload(store.snapshot, store.lastReload)
-  store.on('swap', (snapshot, record) => metrics.observeReload(snapshot, record))
-  store.on('entryError', (_e, source) => metrics.skippedEntries.inc({ source }))
+  const engine = await createEngine(loaded, logger, metrics)
+  const { store, routes, redis, observed } = engine
   // The last reload of each source and its last success, for the admin page.
   const reloads: Record<string, SourceReloads> = { file: { last: store.lastReload, lastOkAt: store.lastReload.at } }
   const noteReload = (source: string, result: 'ok' | 'partial' | 'error', at: number, errors: number): void => {
     reloads[source] = { last: { source, result, at, errors }, lastOkAt: result === 'error' ? reloads[source]?.lastOkAt : at }
   }
   store.on('swap', (_snapshot, record) => noteReload(record.source, record.result, record.at, record.errors))
-
-  const sources: Record<string, SourceStatus> = {}
-  // Live whitelists from Redis: started without awaiting the first load, so the file's
-  // policies are served while Redis is down; no request ever waits for Redis.
-  let redis: RedisPolicySource | undefined
-  if (config.redis !== undefined && (config.redis.url !== undefined || config.redis.sentinels !== undefined)) {
-    const [{ RedisPolicySource }, { RedisConfigError }] = await Promise.all([import('./sources/redis.js'), import('./sources/redis-connection.js')])
-    let source: RedisPolicySource
-    try {
-      source = new RedisPolicySource({ redis: config.redis, store, logger })
-    } catch (err) {
-      // An unreadable password or CA file is a configuration error (exit 2), named by field.
-      if (err instanceof RedisConfigError) throw new ConfigError(loaded.file, [err.message])
-      throw err
-    }
-    const pollIntervalMs = config.redis.pollIntervalMs
-    const iso = (t: number | undefined): string | null => t === undefined ? null : new Date(t).toISOString()
-    const report = (s: Readonly<RedisSourceState>): void => {
-      metrics.redisConnected.set(s.connected ? 1 : 0)
-      sources.redis = {
-        loaded: s.loaded,
-        detail: {
-          target: source.target,
-          state: s.stale ? 'stale' : 'fresh',
-          connected: s.connected,
-          subscribed: s.subscribed,
-          staleSince: iso(s.staleSince),
-          lastError: s.lastError ?? null,
-          lastLoadAt: iso(s.lastLoadAt),
-          lastChangeAt: iso(s.lastChangeAt),
-          keyspaceEvents: s.keyspaceEvents,
-          pollIntervalMs,
-          entries: s.entries,
-          invalidEntries: s.invalidEntries
-        }
-      }
-    }
-    report(source.state)
-    source.on('state', report)
-    source.on('loaded', (record) => {
-      metrics.lastSourceLoad.set({ source: 'redis' }, Date.now() / 1000)
-      // A read that found nothing changed is a good reload too (the swap event saw the others).
-      if (record === undefined) noteReload('redis', reloads.redis?.last.result === 'partial' ? 'partial' : 'ok', Date.now(), reloads.redis?.last.errors ?? 0)
-    })
-    source.on('loadError', () => {
-      metrics.reloads.inc({ source: 'redis', result: 'error' })
-      noteReload('redis', 'error', Date.now(), 0)
-    })
-    redis = source
-  }
+  redis?.on('loaded', (record) => {
+    // A read that found nothing changed is a good reload too (the swap event saw the others).
+    if (record === undefined) noteReload('redis', reloads.redis?.last.result === 'partial' ? 'partial' : 'ok', Date.now(), reloads.redis?.last.errors ?? 0)
+  })
+  redis?.on('loadError', () => noteReload('redis', 'error', Date.now(), 0))
   const configPlugins = await loadPlugins(config, loaded.file)
-  const observed = await createObservedOrigins(config, logger)
   const observer = observed?.observer
-  if (observer !== undefined) metrics.countObservedDrops(() => observer.dropped())
   const decisions = new DecisionLog()
   const gateway = await buildGateway({ config, store, routes, metrics, logger, isClosing, observer, decisions, plugins: [...configPlugins, ...plugins], configFile: loaded.file })
-  const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: () => sources, observed, decisions, reloads: () => reloads, token })
+  const admin = await buildAdmin({ config, store, routes, metrics, logger, isClosing, sources: engine.sources, observed, decisions, reloads: () => reloads, token })
 
   await admin.listen({ host: config.admin.host, port: config.admin.port })
   try {
@@ -150,8 +99,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     await admin.close()
     throw err
   }
-  redis?.start()
-  observed?.start()
+  engine.start()
   let configFile: ConfigFileSource | undefined
   if (watchConfig !== false) {
     configFile = new ConfigFileSource({ store, logger, signal: watchConfig === true || watchConfig.signal })
@@ -177,8 +125,7 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
       logger.info('draining')
       await drain(gateway, Math.floor(config.server.shutdownGraceMs * 0.8), logger)
       await admin.close()
-      await observed?.stop()
-      await redis?.stop()
+      await engine.stop()
       logger.info('stopped')
     })()
     return await closed

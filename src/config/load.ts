@@ -58,14 +58,29 @@ export function loadConfig (file: string, env: Env = process.env, options: LoadO
 }
 
 export function parseConfig (text: string, file: string, env: Env = {}): LoadedConfig {
+  return validateConfig(parseYaml(text, file), file, env)
+}
+
+/** The document a config file holds, as plain data; throws `ConfigError` for bad YAML. */
+export function parseYaml (text: string, file: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
   if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`))
-  const raw: unknown = doc.toJS() ?? {}
+  return doc.toJS() ?? {}
+}
+
+/**
+ * Validates a config document (what the YAML holds, as plain data): environment overlay,
+ * schema, pattern checks. `schema` is the standalone gateway's unless told otherwise (the
+ * Fastify plugin's has no upstreams to check). `raw` is not modified.
+ */
+export function validateConfig (document: unknown, file: string, env: Env = {}, schema: z.ZodType<Config> = configSchema): LoadedConfig {
+  // The environment overlay writes into the document: a caller's object stays as it was.
+  const raw: unknown = document !== null && typeof document === 'object' ? structuredClone(document) : document
   const problems: string[] = []
   const fromEnv = new Map<string, string>()
   const envOrigins = applyEnv(raw, env, problems, fromEnv)
 
-  const parsed = configSchema.safeParse(raw)
+  const parsed = schema.safeParse(raw)
   if (!parsed.success) {
     throw new ConfigError(file, [
       ...problems,

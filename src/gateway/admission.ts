@@ -36,7 +36,22 @@ export function admit (ctx: Pick<GatewayContext, 'config' | 'store' | 'routes' |
   if (known !== undefined) return known
   const kind = requestKind({ method: req.method!, headers: req.headers }, upgrade)
   const state = judgeRequest(ctx, { method: req.method!, url: req.url!, headers: req.headers, encrypted: isEncrypted(req) }, kind)
-  const admission: Admission = { state, answer: answerFor(ctx, req, state) }
+  const admission: Admission = { state, answer: ctx.isClosing() ? errorAnswer(new ShuttingDownError(), state) : corsgateAnswer(ctx.config, req, state, true) }
+  ;(req as AdmittedRequest)[kAdmission] = admission
+  return admission
+}
+
+/**
+ * Admission inside someone else's Fastify app (`corsgate/fastify`): the same head checks,
+ * judgement and answers, but the app routes, limits bodies and shuts down itself. `policy`
+ * names the policy when the app chooses it (else the config's routes do).
+ */
+export function admitEmbedded (ctx: Pick<GatewayContext, 'config' | 'store' | 'routes'>, req: IncomingMessage, upgrade: boolean, policy?: string): Admission {
+  const known = (req as AdmittedRequest)[kAdmission]
+  if (known !== undefined) return known
+  const kind = requestKind({ method: req.method!, headers: req.headers }, upgrade)
+  const state = judgeRequest(ctx, { method: req.method!, url: req.url!, headers: req.headers, encrypted: isEncrypted(req) }, kind, policy)
+  const admission: Admission = { state, answer: corsgateAnswer(ctx.config, req, state, false) }
   ;(req as AdmittedRequest)[kAdmission] = admission
   return admission
 }
@@ -46,25 +61,30 @@ export function admitted (req: IncomingMessage): Admission | undefined {
   return (req as AdmittedRequest)[kAdmission]
 }
 
-function answerFor (ctx: Pick<GatewayContext, 'config' | 'isClosing'>, req: IncomingMessage, state: Judgement): AnswerPlan | undefined {
-  if (ctx.isClosing()) return errorAnswer(new ShuttingDownError(), state)
+/**
+ * corsgate's own answer to a judged request, or undefined to let it through. `proxied`: the
+ * standalone gateway, which also routes, limits bodies and refuses upgrades a route does not
+ * take; inside an app those are the app's.
+ */
+function corsgateAnswer (config: Pick<Config, 'server'>, req: IncomingMessage, state: Judgement, proxied: boolean): AnswerPlan | undefined {
   // Refused before the judgement counts: no CORS headers for a head that cannot be trusted.
-  const headError = requestHeadError(req.rawHeaders, ctx.config)
+  const headError = requestHeadError(req.rawHeaders, config)
   if (headError !== undefined) return errorAnswer(headError, undefined)
   if (isAmbiguousPath(state.path)) return errorAnswer(new BadPathError(), state)
   if (state.path.includes('%') && decodePath(state.path) === undefined) return errorAnswer(new UndecodablePathError(), state)
-  if (state.kind === 'websocket') return upgradeAnswer(req, state)
+  if (state.kind === 'websocket') return upgradeAnswer(req, state, proxied)
   if (state.decision.reject) return denialAnswer(state)
   // Preflights are answered here and never forwarded (SPEC "Preflight").
   if (state.kind === 'preflight') return preflightAnswer(state, req.headers)
+  if (!proxied) return undefined
   if (state.route === undefined || !PROXIED.has(req.method!)) return errorAnswer(new NoRouteError(), state)
   const length = req.headers['content-length']
-  const limit = ctx.config.server.bodyLimit
+  const limit = config.server.bodyLimit
   if (length !== undefined && Number(length) > limit) return errorAnswer(new PayloadTooLargeError(String(limit)), state)
   return undefined
 }
 
-function upgradeAnswer (req: IncomingMessage, state: Judgement): AnswerPlan | undefined {
+function upgradeAnswer (req: IncomingMessage, state: Judgement, proxied: boolean): AnswerPlan | undefined {
   // Only websocket upgrades are proxied: `h2c` and others would hand the connection to a
   // protocol nothing here judges.
   const upgrade = req.headers.upgrade
@@ -72,6 +92,7 @@ function upgradeAnswer (req: IncomingMessage, state: Judgement): AnswerPlan | un
     return errorAnswer(new UpgradeRefusedError('only GET websocket upgrades are accepted'), state)
   }
   if (state.decision.reject) return denialAnswer(state)
+  if (!proxied) return undefined
   if (state.route === undefined) return errorAnswer(new NoRouteError(), state)
   if (!state.route.websocket) return errorAnswer(new UpgradeRefusedError('websocket upgrades are not enabled on this route'), state)
   return undefined

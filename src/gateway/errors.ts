@@ -20,6 +20,7 @@ export const UpstreamBusyError = createError('CORSGATE_UPSTREAM_BUSY', 'upstream
 export const TooManyInFlightError = createError('CORSGATE_CLIENT_LIMIT', 'too many requests in flight from this client', 429)
 export const SlowClientError = createError('CORSGATE_SLOW_CLIENT', 'request body sent below the minimum data rate', 408)
 export const UnexpectedError = createError('CORSGATE_INTERNAL', 'unexpected error', 500)
+export const UnknownPolicyError = createError('CORSGATE_UNKNOWN_POLICY', 'the app chose policy "%s", which is not defined under policies', 500)
 
 /** What every answer-worthy error carries (ours, Fastify's and a plugin's alike). */
 export interface AnswerableError {

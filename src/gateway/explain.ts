@@ -35,8 +35,13 @@ export interface Explanation {
 
 const SIMPLE_METHODS = new Set(['GET', 'HEAD', 'POST'])
 
+/** Inside an app (`corsgate/fastify`): the app routes, and may name the policy itself. */
+export interface EmbeddedExplain {
+  policy?: string | undefined
+}
+
 /** A browser preflights a non-simple method or any listed header; we judge what it would send. */
-export function explain (opts: { config: Config, store: PolicyStore, routes: RouteTable }, q: ExplainQuery): Explanation {
+export function explain (opts: { config: Config, store: PolicyStore, routes: RouteTable }, q: ExplainQuery, embedded?: EmbeddedExplain): Explanation {
   const method = (q.method ?? 'GET').toUpperCase()
   const listed = (q.headers ?? []).filter((h) => h.trim() !== '')
   // An empty origin means "no Origin header", for `check --origin ""` and `/explain?origin=` alike.
@@ -49,7 +54,7 @@ export function explain (opts: { config: Config, store: PolicyStore, routes: Rou
     headers['access-control-request-method'] = method
     if (listed.length > 0) headers['access-control-request-headers'] = listed.join(',').toLowerCase()
   }
-  const state = judgeRequest(opts, { method: preflight ? 'OPTIONS' : method, url: q.path ?? '/', headers, encrypted: false }, preflight ? 'preflight' : 'actual')
+  const state = judgeRequest(opts, { method: preflight ? 'OPTIONS' : method, url: q.path ?? '/', headers, encrypted: false }, preflight ? 'preflight' : 'actual', embedded?.policy)
   const { decision, policy, route } = state
   let sent: HeaderSet
   let status: number | 'forwarded'
@@ -60,7 +65,7 @@ export function explain (opts: { config: Config, store: PolicyStore, routes: Rou
     status = policy.preflightStatus
     sent = preflightHeaders(policy, decision, { requestHeaders: headers['access-control-request-headers'], privateNetwork: false })
   } else {
-    status = route === undefined ? 404 : 'forwarded'
+    status = route === undefined && embedded === undefined ? 404 : 'forwarded'
     sent = { ...actualHeaders(policy, decision) }
     if (policy.varyOrigin) sent.vary = appendVaryOrigin(undefined)
   }

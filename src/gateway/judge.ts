@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { decide, type Decision } from '../policy/decide.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
+import { UnknownPolicyError } from './errors.js'
 import type { Route, RouteTable } from './route-table.js'
 
 export type RequestKind = 'preflight' | 'actual' | 'websocket'
@@ -40,12 +41,13 @@ export function requestKind (req: Pick<RequestFacts, 'method' | 'headers'>, upgr
   return req.method === 'OPTIONS' && h.origin !== undefined && h['access-control-request-method'] !== undefined ? 'preflight' : 'actual'
 }
 
-export function judgeRequest (ctx: JudgeContext, req: RequestFacts, kind: RequestKind): Judgement {
+/** `policyName`: the policy the embedding app chose for this request, instead of the route's. */
+export function judgeRequest (ctx: JudgeContext, req: RequestFacts, kind: RequestKind, policyName?: string): Judgement {
   const q = req.url.indexOf('?')
   const path = q < 0 ? req.url : req.url.slice(0, q)
   const host = singleHeader(req.headers.host)
   const route = ctx.routes.resolve(host, routingPath(path))
-  const policy = policyFor(ctx.store.snapshot, route)
+  const policy = policyName === undefined ? policyFor(ctx.store.snapshot, route) : namedPolicy(ctx.store.snapshot, policyName)
   const origin = singleHeader(req.headers.origin)
   const now = policy.allow.nextExpiry === undefined && policy.deny.nextExpiry === undefined ? 0 : Date.now()
   const preflight = kind === 'preflight'
@@ -65,6 +67,13 @@ function policyFor (snapshot: PolicySnapshot, route: Route | undefined): Compile
   // A request no route serves (404) is judged by the `default` policy, or the first one.
   const named = route === undefined ? policies.get('default') : policies.get(route.policy)
   return named ?? policies.values().next().value!
+}
+
+/** Never another policy in its place (that could allow what the named one refuses). */
+function namedPolicy (snapshot: PolicySnapshot, name: string): CompiledPolicy {
+  const policy = snapshot.policies.get(name)
+  if (policy === undefined) throw new UnknownPolicyError(name)
+  return policy
 }
 
 /**
