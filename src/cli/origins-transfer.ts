@@ -7,12 +7,12 @@
 // expiring entries already past their expiry are skipped and counted. Exit codes as the other
 // `origins` subcommands: 0 ok, 2 bad input, 1 Redis error.
 import { readFileSync, writeFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/load.js'
 import { RedisOriginLists, type PolicyLists } from '../sources/origin-lists.js'
 import { RedisConfigError, redisConnectionSettings } from '../sources/redis-connection.js'
 import { formatOriginsFile, OriginsFileError, parseOriginsFile } from './origins-file.js'
 import { InputError, redisOf, unknownPolicyMessage, USAGE } from './origins.js'
+import { parseCommandArgs } from './redis-settings.js'
 
 const EXIT = { ok: 0, redis: 1, usage: 2 } as const
 
@@ -32,19 +32,12 @@ export async function runTransferCommand (args: string[], configPath: (flag: str
 }
 
 function plan (args: string[], configPath: (flag: string | undefined) => string): () => Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      policy: { type: 'string', short: 'p', multiple: true, default: [] },
-      output: { type: 'string', short: 'o' },
-      replace: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      redis: { type: 'string' },
-      config: { type: 'string', short: 'c' },
-      'allow-unknown-policy': { type: 'boolean', default: false }
-    },
-    allowPositionals: true,
-    strict: true
+  const { values, positionals } = parseCommandArgs(args, {
+    policy: { type: 'string', short: 'p', multiple: true, default: [] },
+    output: { type: 'string', short: 'o' },
+    replace: { type: 'boolean', default: false },
+    'dry-run': { type: 'boolean', default: false },
+    'allow-unknown-policy': { type: 'boolean', default: false }
   })
   const [sub, ...rest] = positionals
   const loaded = loadConfig(configPath(values.config))

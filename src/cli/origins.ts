@@ -4,12 +4,12 @@
 // written); then the edit goes to Redis (src/sources/origin-lists.ts) and the resulting
 // lists are printed with each entry's source and expiry.
 // Exit codes: 0 ok, 2 bad input, 1 Redis error.
-import { parseArgs } from 'node:util'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import { configSchema, type RedisConfig } from '../config/schema.js'
 import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern.js'
 import { RedisOriginLists, type ListedEntry, type OriginEditKind, type OriginEditResult } from '../sources/origin-lists.js'
 import { RedisConfigError, redisConnectionSettings, type RedisConnectionSettings } from '../sources/redis-connection.js'
+import { parseCommandArgs } from './redis-settings.js'
 
 export const USAGE = `usage: corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--json] [--dry-run] [--allow-unknown-policy]
        corsgate origins export [--policy NAME]... [--output FILE] [--redis URL] [--config FILE]
@@ -80,19 +80,12 @@ interface Plan {
 }
 
 function planCommand (args: string[], configPath: (flag: string | undefined) => string): Plan {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      policy: { type: 'string', short: 'p' },
-      ttl: { type: 'string' },
-      redis: { type: 'string' },
-      config: { type: 'string', short: 'c' },
-      json: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      'allow-unknown-policy': { type: 'boolean', default: false }
-    },
-    allowPositionals: true,
-    strict: true
+  const { values, positionals } = parseCommandArgs(args, {
+    policy: { type: 'string', short: 'p' },
+    ttl: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'dry-run': { type: 'boolean', default: false },
+    'allow-unknown-policy': { type: 'boolean', default: false }
   })
   const [subText, ...rawPatterns] = positionals
   if (subText === undefined || !(SUBCOMMANDS as readonly string[]).includes(subText)) throw new InputError(`expected one of ${SUBCOMMANDS.join(', ')}${subText === undefined ? '' : `, got "${subText}"`}`)
