@@ -21,9 +21,16 @@ export function parseCommandArgs<T extends OptionsConfig> (args: string[], optio
   return parseArgs({ args, options: { ...REDIS_COMMAND_OPTIONS, ...options }, allowPositionals: true, strict: true })
 }
 
-export function commandRedisConfig (loaded: LoadedConfig, flag: string | undefined, what: string): RedisConfig {
-  // A bad --redis is bad input, and the URL itself is not echoed (it may hold a password).
+/**
+ * Checked before the config schema sees it: a bad --redis is bad input (exit 2, one line,
+ * never a ZodError stack), and the URL itself is not echoed (it may hold a password).
+ */
+export function checkRedisFlag (flag: string | undefined): void {
   if (flag !== undefined && !/^rediss?:\/\//.test(flag)) throw new CommandInputError('--redis must be a redis:// or rediss:// URL')
+}
+
+export function commandRedisConfig (loaded: LoadedConfig, flag: string | undefined, what: string): RedisConfig {
+  checkRedisFlag(flag)
   const checked = configSchema.shape.redis.unwrap().safeParse({ ...loaded.config.redis, ...(flag === undefined ? {} : { url: flag }) })
   if (!checked.success) throw new CommandInputError(`invalid Redis settings: ${checked.error.issues.map((i) => `redis${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`).join('; ')}`)
   const redis = checked.data
