@@ -8,7 +8,6 @@
 // either, what the gateways actually decided, as the observed counts record it.
 // Exit codes: 0 no flip refuses traffic, 1 a flip refuses traffic served now (a CI gate),
 // 2 bad input or nothing to judge with (Redis unreadable).
-import { parseArgs } from 'node:util'
 import { parseDuration } from '../config/duration.js'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { RawEntry } from '../policy/compile.js'
@@ -19,7 +18,7 @@ import { diffPolicies, type DiffReport, type Flip } from '../observe/policy-diff
 import { RedisOriginLists } from '../sources/origin-lists.js'
 import { RedisConfigError, redisConnectionSettings, type RedisConnectionSettings } from '../sources/redis-connection.js'
 import { policyKeys } from '../sources/redis-keys.js'
-import { CommandInputError, commandRedisConfig } from './redis-settings.js'
+import { CommandInputError, commandRedisConfig, parseCommandArgs } from './redis-settings.js'
 
 export const DIFF_EXIT = { none: 0, breaking: 1, usage: 2 } as const
 
@@ -56,17 +55,10 @@ export async function runDiffCommand (args: string[]): Promise<number> {
 }
 
 function planDiff (args: string[]): DiffPlan {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      live: { type: 'string' },
-      redis: { type: 'string' },
-      since: { type: 'string', default: '24h' },
-      json: { type: 'boolean', default: false }
-    },
-    allowPositionals: true,
-    strict: true
+  const { values, positionals } = parseCommandArgs(args, {
+    live: { type: 'string' },
+    since: { type: 'string', default: '24h' },
+    json: { type: 'boolean', default: false }
   })
   if (positionals.length > 0) throw new CommandInputError(`unexpected argument "${positionals[0]!}"`)
   if (values.config === undefined) throw new CommandInputError('--config CANDIDATE is required (the configuration to compare with the live one)')

@@ -2,13 +2,12 @@
 // (SPEC.md "Observed origins"): the origins every replica has seen calling a policy, summed in
 // Redis, as a table a person can read or as the JSON of `GET /observed`.
 // Exit codes: 0 ok, 1 Redis error, 2 bad input (one line).
-import { parseArgs } from 'node:util'
 import { parseDuration } from '../config/duration.js'
 import { loadConfig } from '../config/load.js'
 import { RedisObservedReader } from '../observe/observed-reader.js'
 import { observedReport, parseOutcome, type ObservedOrigin, type ObservedReport } from '../observe/observed-report.js'
 import { RedisConfigError, redisConnectionSettings } from '../sources/redis-connection.js'
-import { CommandInputError, commandRedisConfig } from './redis-settings.js'
+import { CommandInputError, commandRedisConfig, parseCommandArgs } from './redis-settings.js'
 
 const EXIT = { ok: 0, redis: 1, usage: 2 } as const
 
@@ -39,18 +38,11 @@ export async function runObservedCommand (args: string[], configPath: (flag: str
 }
 
 function planObserved (args: string[], configPath: (flag: string | undefined) => string) {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      policy: { type: 'string', short: 'p' },
-      since: { type: 'string', default: '24h' },
-      outcome: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      redis: { type: 'string' },
-      config: { type: 'string', short: 'c' }
-    },
-    allowPositionals: true,
-    strict: true
+  const { values, positionals } = parseCommandArgs(args, {
+    policy: { type: 'string', short: 'p' },
+    since: { type: 'string', default: '24h' },
+    outcome: { type: 'string' },
+    json: { type: 'boolean', default: false }
   })
   if (positionals.length > 0) throw new CommandInputError(`unexpected argument "${positionals[0]!}"`)
   const policy = values.policy

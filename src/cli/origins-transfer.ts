@@ -7,12 +7,12 @@
 // expiring entries already past their expiry are skipped and counted. Exit codes as the other
 // `origins` subcommands: 0 ok, 2 bad input, 1 Redis error.
 import { readFileSync, writeFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/load.js'
 import { RedisOriginLists, type PolicyLists } from '../sources/origin-lists.js'
 import { RedisConfigError, redisConnectionSettings } from '../sources/redis-connection.js'
 import { formatOriginsFile, OriginsFileError, parseOriginsFile } from './origins-file.js'
-import { InputError, redisOf, unknownPolicyMessage, USAGE } from './origins.js'
+import { unknownPolicyMessage, USAGE } from './origins-usage.js'
+import { CommandInputError, commandRedisConfig, parseCommandArgs } from './redis-settings.js'
 
 const EXIT = { ok: 0, redis: 1, usage: 2 } as const
 
@@ -21,7 +21,7 @@ export async function runTransferCommand (args: string[], configPath: (flag: str
   try {
     run = plan(args, configPath)
   } catch (err) {
-    if (err instanceof InputError || err instanceof RedisConfigError || err instanceof OriginsFileError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+    if (err instanceof CommandInputError || err instanceof RedisConfigError || err instanceof OriginsFileError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
       const message = err instanceof OriginsFileError ? `nothing written; the file has problems:\n${err.problems.map((p) => `  - ${p}`).join('\n')}` : (err as Error).message
       console.error(`corsgate origins: ${message}\n${USAGE}`)
       return EXIT.usage
@@ -32,23 +32,16 @@ export async function runTransferCommand (args: string[], configPath: (flag: str
 }
 
 function plan (args: string[], configPath: (flag: string | undefined) => string): () => Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      policy: { type: 'string', short: 'p', multiple: true, default: [] },
-      output: { type: 'string', short: 'o' },
-      replace: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      redis: { type: 'string' },
-      config: { type: 'string', short: 'c' },
-      'allow-unknown-policy': { type: 'boolean', default: false }
-    },
-    allowPositionals: true,
-    strict: true
+  const { values, positionals } = parseCommandArgs(args, {
+    policy: { type: 'string', short: 'p', multiple: true, default: [] },
+    output: { type: 'string', short: 'o' },
+    replace: { type: 'boolean', default: false },
+    'dry-run': { type: 'boolean', default: false },
+    'allow-unknown-policy': { type: 'boolean', default: false }
   })
   const [sub, ...rest] = positionals
   const loaded = loadConfig(configPath(values.config))
-  const redis = redisOf(loaded, values.redis)
+  const redis = commandRedisConfig(loaded, values.redis, 'write to')
   const connection = redisConnectionSettings(redis)
   const lists = new RedisOriginLists(connection, redis.keyPrefix)
   const withRedis = async (work: () => Promise<void>): Promise<number> => {
@@ -65,8 +58,8 @@ function plan (args: string[], configPath: (flag: string | undefined) => string)
   }
 
   if (sub === 'export') {
-    if (rest.length > 0) throw new InputError('export takes no patterns (use --policy NAME to choose policies)')
-    if (values.replace || values['dry-run']) throw new InputError('--replace and --dry-run apply to import')
+    if (rest.length > 0) throw new CommandInputError('export takes no patterns (use --policy NAME to choose policies)')
+    if (values.replace || values['dry-run']) throw new CommandInputError('--replace and --dry-run apply to import')
     return async () => await withRedis(async () => {
       const names = values.policy.length > 0 ? values.policy : await lists.policiesInRedis()
       const now = Date.now()
@@ -83,18 +76,18 @@ function plan (args: string[], configPath: (flag: string | undefined) => string)
   }
 
   // import
-  if (rest.length !== 1) throw new InputError('import needs one FILE (or - for standard input)')
-  if (values.policy.length > 0 || values.output !== undefined) throw new InputError('--policy and --output apply to export')
+  if (rest.length !== 1) throw new CommandInputError('import needs one FILE (or - for standard input)')
+  if (values.policy.length > 0 || values.output !== undefined) throw new CommandInputError('--policy and --output apply to export')
   const file = rest[0]!
   let text: string
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8')
   } catch (err) {
-    throw new InputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new CommandInputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
   const parsed = parseOriginsFile(text)
   const unknown = [...parsed.keys()].filter((name) => !(name in loaded.config.policies))
-  if (unknown.length > 0 && !values['allow-unknown-policy']) throw new InputError(unknownPolicyMessage(unknown[0]!, loaded))
+  if (unknown.length > 0 && !values['allow-unknown-policy']) throw new CommandInputError(unknownPolicyMessage(unknown[0]!, loaded))
   const now = Date.now()
   let expired = 0
   for (const l of parsed.values()) {

@@ -4,22 +4,16 @@
 // written); then the edit goes to Redis (src/sources/origin-lists.ts) and the resulting
 // lists are printed with each entry's source and expiry.
 // Exit codes: 0 ok, 2 bad input, 1 Redis error.
-import { parseArgs } from 'node:util'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
-import { configSchema, type RedisConfig } from '../config/schema.js'
 import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern.js'
 import { RedisOriginLists, type ListedEntry, type OriginEditKind, type OriginEditResult } from '../sources/origin-lists.js'
 import { RedisConfigError, redisConnectionSettings, type RedisConnectionSettings } from '../sources/redis-connection.js'
+import { USAGE, unknownPolicyMessage } from './origins-usage.js'
+import { checkRedisFlag, CommandInputError, commandRedisConfig, parseCommandArgs } from './redis-settings.js'
 
-export const USAGE = `usage: corsgate origins list|add|remove|deny|undeny --policy NAME [PATTERN...] [--ttl 7d] [--redis URL] [--config FILE] [--json] [--dry-run] [--allow-unknown-policy]
-       corsgate origins export [--policy NAME]... [--output FILE] [--redis URL] [--config FILE]
-       corsgate origins import FILE|- [--replace] [--dry-run] [--redis URL] [--config FILE] [--allow-unknown-policy]
-       corsgate origins observed --policy NAME [--since 24h] [--outcome O] [--json] [--redis URL] [--config FILE]`
 const EXIT = { ok: 0, redis: 1, usage: 2 } as const
 const SUBCOMMANDS = ['list', 'add', 'remove', 'deny', 'undeny'] as const
 type Subcommand = typeof SUBCOMMANDS[number]
-
-export class InputError extends Error {}
 
 export async function runOriginsCommand (args: string[], configPath: (flag: string | undefined) => string): Promise<number> {
   if (args[0] === 'observed') {
@@ -35,7 +29,7 @@ export async function runOriginsCommand (args: string[], configPath: (flag: stri
   try {
     plan = planCommand(args, configPath)
   } catch (err) {
-    if (err instanceof InputError || err instanceof RedisConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+    if (err instanceof CommandInputError || err instanceof RedisConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
       console.error(`corsgate origins: ${(err as Error).message}\n${USAGE}`)
       return EXIT.usage
     }
@@ -80,41 +74,33 @@ interface Plan {
 }
 
 function planCommand (args: string[], configPath: (flag: string | undefined) => string): Plan {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      policy: { type: 'string', short: 'p' },
-      ttl: { type: 'string' },
-      redis: { type: 'string' },
-      config: { type: 'string', short: 'c' },
-      json: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      'allow-unknown-policy': { type: 'boolean', default: false }
-    },
-    allowPositionals: true,
-    strict: true
+  const { values, positionals } = parseCommandArgs(args, {
+    policy: { type: 'string', short: 'p' },
+    ttl: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'dry-run': { type: 'boolean', default: false },
+    'allow-unknown-policy': { type: 'boolean', default: false }
   })
   const [subText, ...rawPatterns] = positionals
-  if (subText === undefined || !(SUBCOMMANDS as readonly string[]).includes(subText)) throw new InputError(`expected one of ${SUBCOMMANDS.join(', ')}${subText === undefined ? '' : `, got "${subText}"`}`)
+  if (subText === undefined || !(SUBCOMMANDS as readonly string[]).includes(subText)) throw new CommandInputError(`expected one of ${SUBCOMMANDS.join(', ')}${subText === undefined ? '' : `, got "${subText}"`}`)
   const sub = subText as Subcommand
   const policy = values.policy
-  if (policy === undefined) throw new InputError('--policy NAME is required')
-  if (!/^[A-Za-z0-9_.-]+$/.test(policy)) throw new InputError(`invalid policy name "${policy}": policy names use letters, digits, "_", "-", "."`)
-  if (sub === 'list' && rawPatterns.length > 0) throw new InputError('list takes no patterns')
-  if (sub !== 'list' && rawPatterns.length === 0) throw new InputError(`${sub} needs at least one pattern`)
-  if (values.ttl !== undefined && sub !== 'add') throw new InputError('--ttl only applies to add (expiring allow entries)')
-  if (values['dry-run'] && sub !== 'remove' && sub !== 'deny') throw new InputError('--dry-run applies to remove and deny')
+  if (policy === undefined) throw new CommandInputError('--policy NAME is required')
+  if (!/^[A-Za-z0-9_.-]+$/.test(policy)) throw new CommandInputError(`invalid policy name "${policy}": policy names use letters, digits, "_", "-", "."`)
+  if (sub === 'list' && rawPatterns.length > 0) throw new CommandInputError('list takes no patterns')
+  if (sub !== 'list' && rawPatterns.length === 0) throw new CommandInputError(`${sub} needs at least one pattern`)
+  if (values.ttl !== undefined && sub !== 'add') throw new CommandInputError('--ttl only applies to add (expiring allow entries)')
+  if (values['dry-run'] && sub !== 'remove' && sub !== 'deny') throw new CommandInputError('--dry-run applies to remove and deny')
   const ttlMs = values.ttl === undefined ? undefined : parseDuration(values.ttl)
-  // Checked before the config schema sees it: a bad --redis is bad input (exit 2, one line,
-  // never a ZodError stack), and the URL itself is not echoed (it may hold a password).
-  if (values.redis !== undefined && !/^rediss?:\/\//.test(values.redis)) throw new InputError('--redis must be a redis:// or rediss:// URL')
+  // Before the config is read: a bad --redis is bad input whatever the config says.
+  checkRedisFlag(values.redis)
 
   const loaded = loadConfig(configPath(values.config))
   const policyConfig = loaded.config.policies[policy]
   // A write to a policy the config does not define creates keys no gateway reads (a copied
   // command with another setup's policy name): refused unless asked for explicitly.
   if (policyConfig === undefined && (sub === 'add' || sub === 'deny') && !values['allow-unknown-policy']) {
-    throw new InputError(unknownPolicyMessage(policy, loaded))
+    throw new CommandInputError(unknownPolicyMessage(policy, loaded))
   }
 
   // Check every pattern first; write nothing unless all are good.
@@ -134,10 +120,10 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
     }
   }
   if (problems.length > 0) {
-    throw new InputError(`nothing written; invalid pattern${problems.length > 1 ? 's' : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    throw new CommandInputError(`nothing written; invalid pattern${problems.length > 1 ? 's' : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
   }
 
-  const redisConfig = redisOf(loaded, values.redis)
+  const redisConfig = commandRedisConfig(loaded, values.redis, 'write to')
   if (policyConfig === undefined) console.error(`warning: policy "${policy}" is not defined in ${loaded.file}; gateways using that file ignore its Redis keys`)
   return {
     sub,
@@ -153,36 +139,16 @@ function planCommand (args: string[], configPath: (flag: string | undefined) => 
 }
 
 /** Why a write to `policy` is refused: it names the config and the policies it has. */
-export function unknownPolicyMessage (policy: string, loaded: LoadedConfig): string {
-  const names = Object.keys(loaded.config.policies).map((n) => `"${n}"`).join(', ')
-  return `policy "${policy}" is not defined in ${loaded.file} (it defines ${names}), so no gateway using that file reads its Redis keys; nothing written. ` +
-    'Pass the gateways\' config with --config FILE (or CORSGATE_CONFIG), or --allow-unknown-policy to write anyway'
-}
 
 /** The Redis to talk to: the config's `redis` section, `--redis URL` winning over its URL. */
-export function redisOf (loaded: LoadedConfig, redisFlag: string | undefined): RedisConfig {
-  // Checked before the config schema sees it: a bad --redis is bad input (exit 2, one line,
-  // never a ZodError stack), and the URL itself is not echoed (it may hold a password).
-  if (redisFlag !== undefined && !/^rediss?:\/\//.test(redisFlag)) throw new InputError('--redis must be a redis:// or rediss:// URL')
-  const redisSchema = configSchema.shape.redis.unwrap()
-  const checked = redisSchema.safeParse({ ...loaded.config.redis, ...(redisFlag === undefined ? {} : { url: redisFlag }) })
-  if (!checked.success) {
-    const issues = checked.error.issues.map((i) => `redis${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
-    throw new InputError(`invalid Redis settings: ${issues.join('; ')}`)
-  }
-  const redisConfig: RedisConfig = checked.data
-  if (redisConfig.url === undefined && redisConfig.sentinels === undefined) throw new InputError(`no Redis to write to: pass --redis URL, set CORSGATE_REDIS_URL, or set redis.url in ${loaded.file}`)
-  return redisConfig
-}
-
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
 
 /** `7d`, `12h`, `1h30m`, `1500ms` → milliseconds. */
 export function parseDuration (text: string): number {
-  if (!/^(\d+(ms|s|m|h|d|w))+$/.test(text)) throw new InputError(`invalid --ttl "${text}": use a number with a unit (ms, s, m, h, d, w), e.g. 7d, 12h, 1h30m`)
+  if (!/^(\d+(ms|s|m|h|d|w))+$/.test(text)) throw new CommandInputError(`invalid --ttl "${text}": use a number with a unit (ms, s, m, h, d, w), e.g. 7d, 12h, 1h30m`)
   let total = 0
   for (const [, n, unit] of text.matchAll(/(\d+)(ms|s|m|h|d|w)/g)) total += Number(n) * (UNIT_MS[unit!] ?? 0)
-  if (total <= 0) throw new InputError(`invalid --ttl "${text}": must be more than zero`)
+  if (total <= 0) throw new CommandInputError(`invalid --ttl "${text}": must be more than zero`)
   return total
 }
 

@@ -1,7 +1,7 @@
 // Reads the observed counts of one policy from Redis: the hour buckets that overlap the
 // window, summed (every replica has already added into the same buckets).
 import type { Redis } from 'ioredis'
-import { commandLineRedis } from '../sources/command-line-client.js'
+import { CommandLineConnection } from '../sources/command-line-client.js'
 import type { RedisConnectionSettings } from '../sources/redis-connection.js'
 import { observedKeysSince } from './observed-keys.js'
 import { addBucket, type ObservedCounts } from './observed-report.js'
@@ -21,32 +21,12 @@ export async function readObservedCounts (client: Redis, prefix: string, policy:
 }
 
 /** A command-line reader: fails fast and says so, never retries in the background. */
-export class RedisObservedReader {
-  private readonly client: Redis
-  private connectionError: Error | undefined
-
+export class RedisObservedReader extends CommandLineConnection {
   constructor (connection: RedisConnectionSettings, private readonly prefix: string) {
-    this.client = commandLineRedis(connection)
-    this.client.on('error', (err: Error) => { this.connectionError = err })
-  }
-
-  async connect (): Promise<void> {
-    try {
-      await this.client.connect()
-    } catch (err) {
-      throw this.connectionError ?? err
-    }
+    super(connection)
   }
 
   async counts (policy: string, sinceMs: number, now = Date.now()): Promise<ObservedCounts> {
-    try {
-      return await readObservedCounts(this.client, this.prefix, policy, sinceMs, now)
-    } catch (err) {
-      throw this.connectionError ?? err
-    }
-  }
-
-  close (): void {
-    this.client.disconnect()
+    return await this.explained(async () => await readObservedCounts(this.client, this.prefix, policy, sinceMs, now))
   }
 }

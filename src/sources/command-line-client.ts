@@ -14,3 +14,31 @@ export function commandLineRedis (connection: RedisConnectionSettings): Redis {
     connectionName: 'corsgate-cli'
   })
 }
+
+/** A command-line connection whose failures name the connection error, not the command's. */
+export class CommandLineConnection {
+  protected readonly client: Redis
+  private connectionError: Error | undefined
+
+  constructor (connection: RedisConnectionSettings) {
+    this.client = commandLineRedis(connection)
+    this.client.on('error', (err: Error) => { this.connectionError = err })
+  }
+
+  async connect (): Promise<void> {
+    await this.explained(async () => await this.client.connect())
+  }
+
+  close (): void {
+    this.client.disconnect()
+  }
+
+  // The connection error says more ("ECONNREFUSED") than the rejected command ("Connection is closed").
+  protected async explained<T> (operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (err) {
+      throw this.connectionError ?? err
+    }
+  }
+}

@@ -1,8 +1,7 @@
 // The live whitelists of a policy in Redis, as `corsgate origins` reads and edits them
 // (SPEC.md "Redis: live whitelists"). An edit, the pruning of expired members and the reload
 // publish go in one MULTI. Arguments, checks and output are the CLI's (src/cli/origins.ts).
-import type { Redis } from 'ioredis'
-import { commandLineRedis } from './command-line-client.js'
+import { CommandLineConnection } from './command-line-client.js'
 import type { LoadedConfig } from '../config/load.js'
 import { fileEntries } from '../policy/compile.js'
 import { OriginPatternError, parseOriginPattern } from '../policy/origin-pattern.js'
@@ -50,17 +49,9 @@ export interface PolicyLists {
   expiring: Array<{ origin: string, expiresAt: number }>
 }
 
-export class RedisOriginLists {
-  private readonly client: Redis
-  private connectionError: Error | undefined
-
+export class RedisOriginLists extends CommandLineConnection {
   constructor (connection: RedisConnectionSettings, private readonly prefix: string) {
-    this.client = commandLineRedis(connection)
-    this.client.on('error', (err: Error) => { this.connectionError = err })
-  }
-
-  async connect (): Promise<void> {
-    await this.explained(async () => await this.client.connect())
+    super(connection)
   }
 
   async edit ({ kind, policy, patterns, ttlMs }: OriginEdit): Promise<OriginEditResult> {
@@ -185,19 +176,6 @@ export class RedisOriginLists {
       const receivers = Number(replies[replies.length - 1]?.[1] ?? 0)
       return { receivers }
     })
-  }
-
-  close (): void {
-    this.client.disconnect()
-  }
-
-  // The connection error says more ("ECONNREFUSED") than the rejected command ("Connection is closed").
-  private async explained<T> (operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation()
-    } catch (err) {
-      throw this.connectionError ?? err
-    }
   }
 }
 
