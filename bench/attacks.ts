@@ -8,7 +8,7 @@
 // for proxying: request and response buffering on, its default timeouts), each in front of
 // the same single-threaded upstream (bench/targets/serial-upstream.mjs: one request at a time,
 // as `php artisan serve`). Every attack gets a fresh upstream and proxy. Alongside it a legit
-// client sends one allowed GET (allowed Origin, answer must carry it back in
+// client (from another loopback address than the attacker's) sends one allowed GET (allowed Origin, answer must carry it back in
 // Access-Control-Allow-Origin) every 50 ms for the length of the attack; a request counts as a
 // success when its 200 answer is complete within the legit timeout. Figures: legit success
 // rate, p50/p99 of the successful ones, connections the upstream had open at once (peak, at
@@ -24,12 +24,16 @@
 //
 //   BENCH_PARTS=attacks,buffering   which parts (default both)
 //   BENCH_ATTACKS=H,B,X,R           which attacks (default all four)
-//   BENCH_PROXIES=corsgate,nginx    which proxies (default both)
+//   BENCH_PROXIES=corsgate,corsgate-1,nginx  which proxies (default all: corsgate-1 is the
+//                                   default config with the route's upstreamConnections at 1,
+//                                   as docs/security.md advises for a one-request-at-a-time backend)
 //   BENCH_ATTACK_S=30               length of each attack and of the legit client's run
 //   BENCH_ATTACK_CONNECTIONS=2000   slowhttptest -c
 //   BENCH_ATTACK_RATE=200           slowhttptest -r (connections per second)
 //   BENCH_LEGIT_EVERY_MS=50         legit client's pace
 //   BENCH_LEGIT_TIMEOUT_MS=10000    a legit answer slower than this is a failure
+//   BENCH_LEGIT_ADDRESS=127.0.0.2   the legit client's source address (the attacker's is
+//                                   127.0.0.1: a real attacker is not at its victims' address)
 //   BENCH_ROUNDS=3 BENCH_ROUND_S=5  buffering part: rounds and seconds per round
 //   BENCH_NODE=/path/to/node        Node for corsgate and the upstream (default: this one)
 //   BENCH_PORT_BASE=18400           first port used (about 40 ports)
@@ -53,12 +57,13 @@ const env = process.env
 const list = (name: string, all: string[]): string[] => (env[name] ?? all.join(',')).split(',').filter((s) => s !== '')
 const PARTS = list('BENCH_PARTS', ['attacks', 'buffering'])
 const ATTACKS = list('BENCH_ATTACKS', ['H', 'B', 'X', 'R'])
-const PROXIES = list('BENCH_PROXIES', ['corsgate', 'nginx'])
+const PROXIES = list('BENCH_PROXIES', ['corsgate', 'corsgate-1', 'nginx'])
 const ATTACK_S = Number(env.BENCH_ATTACK_S ?? 30)
 const ATTACK_CONNECTIONS = Number(env.BENCH_ATTACK_CONNECTIONS ?? 2000)
 const ATTACK_RATE = Number(env.BENCH_ATTACK_RATE ?? 200)
 const LEGIT_EVERY_MS = Number(env.BENCH_LEGIT_EVERY_MS ?? 50)
 const LEGIT_TIMEOUT_MS = Number(env.BENCH_LEGIT_TIMEOUT_MS ?? 10_000)
+const LEGIT_ADDRESS = env.BENCH_LEGIT_ADDRESS ?? '127.0.0.2'
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 3)
 const ROUND_S = Number(env.BENCH_ROUND_S ?? 5)
 const NODE = env.BENCH_NODE ?? process.execPath
@@ -187,7 +192,7 @@ async function startCorsgate (name: string, upstream: Upstream, route?: Record<s
     const doc = parse(readFileSync(config, 'utf8')) as { routes: Array<Record<string, unknown>> }
     const catchAll = doc.routes.find((r) => r.path === '/')!
     Object.assign(catchAll, route)
-    config = join(tmp, `${name}.yaml`)
+    config = join(tmp, `${name.replace(/[^a-z0-9-]/gi, '_')}.yaml`)
     writeFileSync(config, stringify(doc))
   }
   const child = launch(name, NODE, [join(ROOT, 'dist', 'cli.js'), 'start', '--config', config], {
@@ -243,7 +248,7 @@ function quantile (sorted: number[], q: number): number {
 
 /** One allowed GET every LEGIT_EVERY_MS for `seconds`; waits for the last answers. */
 async function legitClient (proxy: Proxy, seconds: number): Promise<LegitResult> {
-  const agent = new Agent({ keepAliveTimeout: 30_000 })
+  const agent = new Agent({ keepAliveTimeout: 30_000, localAddress: LEGIT_ADDRESS })
   const latencies: number[] = []
   const failures: Record<string, number> = {}
   const fail = (kind: string): void => { failures[kind] = (failures[kind] ?? 0) + 1 }
@@ -313,7 +318,11 @@ async function runAttack (attack: Attack, proxyName: string): Promise<AttackResu
   const upstream = await startUpstream(true)
   let proxy: Proxy | undefined
   try {
-    proxy = proxyName === 'nginx' ? await startNginx(upstream) : await startCorsgate('corsgate', upstream)
+    proxy = proxyName === 'nginx'
+      ? await startNginx(upstream)
+      : proxyName === 'corsgate-1'
+        ? await startCorsgate('corsgate, upstreamConnections: 1', upstream, { upstreamConnections: 1 })
+        : await startCorsgate('corsgate', upstream)
     const warm = await legitClient(proxy, 0.5)
     if (warm.ok !== warm.sent) throw new Error(`${proxy.name}: the legit request fails before any attack: ${JSON.stringify(warm.failures)}`)
     const idleRssMb = rssMb(proxy.pids())
@@ -427,7 +436,7 @@ function section (attacks: AttackResult[], buffering: BufferingResult[]): string
   lines.push('Command: `npm run build && flock /tmp/corsgate-bench.lock node --import tsx bench/attacks.ts` (knobs at the top of bench/attacks.ts).', '')
   if (attacks.length > 0) {
     lines.push('### Slow-client attacks in front of a single-threaded upstream', '')
-    lines.push(`corsgate on the shipped \`config/default.yaml\` (host, ports and the catch-all route's upstream from the environment, log level warn); nginx on \`bench/nginx.conf.template\` (its default buffering and timeouts, 1 worker). The upstream (\`bench/targets/serial-upstream.mjs\`) serves one request at a time, as \`php artisan serve\` does. Each attack: ${ATTACK_CONNECTIONS} connections at ${ATTACK_RATE}/s for ${ATTACK_S} s; a legit client sends an allowed GET with an allowed Origin every ${LEGIT_EVERY_MS} ms throughout, and a success is a complete 200 carrying the Origin back within ${LEGIT_TIMEOUT_MS / 1000} s. Latencies are those of the successful requests. "Upstream connections" is the most the upstream had open at once; "upstream requests" the most holding or waiting for it at once. RSS sampled every 250 ms (nginx: master + worker).`, '')
+    lines.push(`corsgate on the shipped \`config/default.yaml\` (host, ports and the catch-all route's upstream from the environment, log level warn); nginx on \`bench/nginx.conf.template\` (its default buffering and timeouts, 1 worker). The upstream (\`bench/targets/serial-upstream.mjs\`) serves one request at a time, as \`php artisan serve\` does. Each attack: ${ATTACK_CONNECTIONS} connections at ${ATTACK_RATE}/s for ${ATTACK_S} s; a legit client (source address ${LEGIT_ADDRESS}; the attacker's is 127.0.0.1) sends an allowed GET with an allowed Origin every ${LEGIT_EVERY_MS} ms throughout, and a success is a complete 200 carrying the Origin back within ${LEGIT_TIMEOUT_MS / 1000} s. Latencies are those of the successful requests. "Upstream connections" is the most the upstream had open at once; "upstream requests" the most holding or waiting for it at once. RSS sampled every 250 ms (nginx: master + worker).`, '')
     lines.push('| attack | proxy | legit success | legit p50 / p99 ms | upstream connections (peak) | upstream requests (peak) | proxy RSS idle → peak MB | attack connections held (peak) | failures |')
     lines.push('|---|---|---:|---:|---:|---:|---:|---:|---|')
     for (const a of attacks) {
@@ -496,7 +505,7 @@ async function main (): Promise<void> {
   const buffering = PARTS.includes('buffering') ? await runBuffering() : []
   const text = section(attacks, buffering)
   console.log(`\n${text}`)
-  const complete = ATTACKS.length === 4 && PROXIES.length === 2 && PARTS.length === 2
+  const complete = ATTACKS.length === 4 && PROXIES.length === 3 && PARTS.length === 2
   if (WRITE && complete) writeSection(text)
   else writeFileSync(join(tmpdir(), 'corsgate-attacks.md'), text)
 }
