@@ -223,12 +223,15 @@ function spillDir (tempDir: string | undefined, fresh: boolean): string {
   const base = tempDir ?? tmpdir()
   let dir = spillDirs.get(base)
   if (dir === undefined || fresh) {
-    const made = mkdtempSync(join(base, 'corsgate-'))
-    if (dir === undefined) process.once('exit', () => { rmSync(spillDirs.get(base) ?? made, { recursive: true, force: true }) })
-    spillDirs.set(base, made)
-    dir = made
+    if (spillDirs.size === 0) process.once('exit', removeSpillDirs)
+    dir = mkdtempSync(join(base, 'corsgate-'))
+    spillDirs.set(base, dir)
   }
   return dir
+}
+
+function removeSpillDirs (): void {
+  for (const dir of spillDirs.values()) rmSync(dir, { recursive: true, force: true })
 }
 
 /**
