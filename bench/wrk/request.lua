@@ -3,6 +3,7 @@
 --   BENCH_ORIGINS  comma-separated Origin values, sent round-robin ("" = no Origin)
 --   BENCH_PREFLIGHT=1  add Access-Control-Request-Method/-Headers (a CORS preflight)
 --   BENCH_BODY_BYTES  request body size (POST)
+--   BENCH_PATH     request target (default /api/items?page=1)
 -- Requests are formatted once in init(); request() only picks the next one.
 local requests = {}
 local n = 0
@@ -19,6 +20,7 @@ init = function (args)
   local origins = split(os.getenv("BENCH_ORIGINS") or "")
   if #origins == 0 then origins = { "" } end
   local bytes = tonumber(os.getenv("BENCH_BODY_BYTES") or "0")
+  local path = os.getenv("BENCH_PATH") or "/api/items?page=1"
   local body = nil
   if bytes > 0 then body = string.rep("x", bytes) end
   for _, origin in ipairs(origins) do
@@ -30,7 +32,7 @@ init = function (args)
     end
     if body ~= nil then headers["Content-Type"] = "application/octet-stream" end
     n = n + 1
-    requests[n] = wrk.format(method, "/api/items?page=1", headers, body)
+    requests[n] = wrk.format(method, path, headers, body)
   end
 end
 

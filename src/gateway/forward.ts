@@ -13,6 +13,7 @@ import type { Dispatcher } from 'undici'
 import type { FastifyReply } from 'fastify'
 import { addCorsHeaders, errorAnswer, writeAnswer, type AnswerPlan } from './answers.js'
 import { pickUpstream, upstreamAnswered, upstreamFailed } from './balance/balancer.js'
+import { clientAddress } from './balance/upstream-pool.js'
 import type { GatewayContext } from './context.js'
 import { PayloadTooLargeError, SlowClientError, UpstreamBusyError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import { forwarded } from './forwarded.js'
@@ -184,12 +185,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   private queue (): void {
     const gate = this.forwarder.gate(this.route, this.upstream)
-    const { admitted, cancel } = gate.enter(() => { this.dispatch() })
-    if (admitted === 'full') {
-      this.forwarder.ctx.metrics.shieldRefusals.inc({ route: this.route.label, reason: 'queue_full' })
-      this.fail(new UpstreamBusyError())
-      return
-    }
+    const client = (): string => clientAddress(this.req.socket?.remoteAddress, this.req.headers['x-forwarded-for'], this.forwarder.rules.trustProxy)
+    const { admitted, cancel } = gate.enter(client, () => { this.dispatch() }, () => { this.queueFull() })
+    if (admitted === 'full') return this.queueFull()
     if (admitted === 'queued') {
       this.cancelQueued = cancel
       // Time spent waiting counts against the route's timeout.
@@ -200,6 +198,14 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.fail(new UpstreamTimeoutError())
       }, this.route.timeoutMs)
     }
+  }
+
+  /** No room at the upstream's gate, or pushed out of its queue by another client's request. */
+  private queueFull (): void {
+    this.cancelQueued = undefined
+    clearTimeout(this.queueTimer)
+    this.forwarder.ctx.metrics.shieldRefusals.inc({ route: this.route.label, reason: 'queue_full' })
+    this.fail(new UpstreamBusyError())
   }
 
   private dispatch (): void {

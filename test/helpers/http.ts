@@ -15,11 +15,11 @@ export interface RawResponse {
  * One request over a fresh connection. `url` is split by hand, not by WHATWG URL, so a path
  * like `/a/../b` or `/%2e%2e/` reaches the server exactly as written.
  */
-export async function send (url: string, opts: { method?: string, headers?: OutgoingHttpHeaders, body?: string | Buffer } = {}): Promise<RawResponse> {
+export async function send (url: string, opts: { method?: string, headers?: OutgoingHttpHeaders, body?: string | Buffer, localAddress?: string } = {}): Promise<RawResponse> {
   const m = /^http:\/\/([^/:]+):(\d+)(\/.*)?$/.exec(url)
   if (m === null) throw new Error(`send() takes http://host:port/path, got ${url}`)
   return await new Promise((resolve, reject) => {
-    const req = httpRequest({ host: m[1], port: Number(m[2]), path: m[3] ?? '/', method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+    const req = httpRequest({ host: m[1], port: Number(m[2]), path: m[3] ?? '/', method: opts.method ?? 'GET', headers: opts.headers, localAddress: opts.localAddress, agent: false }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('error', reject)

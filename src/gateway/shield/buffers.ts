@@ -2,7 +2,8 @@
 // `proxy_request_buffering` and `proxy_buffering`): bytes kept in memory up to a size, then in
 // a temporary file, so neither a slow upload nor a slow reader holds an upstream connection.
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs'
-import { open, type FileHandle } from 'node:fs/promises'
+import { randomUUID } from 'node:crypto'
+import { open, unlink, type FileHandle } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -101,6 +102,18 @@ export async function receiveBody (req: IncomingMessage, bodyLimit: number, limi
   })
 }
 
+/** A spilled answer's file: written in order, a batch at a time, read back behind the writes. */
+interface SpillFile {
+  readonly handle: Promise<FileHandle>
+  /** Chunks not written yet. */
+  pending: Buffer[]
+  /** Bytes written to the file so far: what can be read back. */
+  flushed: number
+  flushing: Promise<void> | undefined
+  error: Error | undefined
+  closed: boolean
+}
+
 /**
  * The part of an upstream's answer the client has not taken yet, in order: chunks in memory up
  * to `memoryBytes`, then a temporary file up to `maxFileBytes` (past it `push` says stop, and the
@@ -109,11 +122,10 @@ export async function receiveBody (req: IncomingMessage, bodyLimit: number, limi
 export class ResponseBuffer {
   private readonly memory: Buffer[] = []
   private memoryLength = 0
-  private file: { handle: Promise<FileHandle>, remove: () => void } | undefined
+  private file: SpillFile | undefined
+  /** Bytes given to the file (written or pending) and taken back from it. */
   private written = 0
   private read = 0
-  /** Writes to the file, in order; reads wait for them. */
-  private writes: Promise<unknown> = Promise.resolve()
   private spilled = false
 
   constructor (private readonly limits: BufferLimits & { maxFileBytes: number }) {}
@@ -135,13 +147,15 @@ export class ResponseBuffer {
         this.spilled = true
         this.limits.onSpill()
       }
-      const { path, remove } = tempFile(this.limits.tempDir, 'answer')
-      this.file = { handle: open(path, 'w+'), remove }
+      const handle = openSpillFile(this.limits.tempDir)
+      // Failures surface through `take`.
+      handle.catch(noop)
+      this.file = { handle, pending: [], flushed: 0, flushing: undefined, error: undefined, closed: false }
     }
-    const at = this.written
+    const file = this.file
     this.written += chunk.length
-    const handle = this.file.handle
-    this.writes = this.writes.then(async () => await (await handle).write(chunk, 0, chunk.length, at))
+    file.pending.push(chunk)
+    file.flushing ??= flush(file)
     return this.written - this.read <= this.limits.maxFileBytes
   }
 
@@ -152,11 +166,17 @@ export class ResponseBuffer {
       this.memoryLength -= chunk.length
       return chunk
     }
-    if (this.file === undefined || this.read === this.written) return undefined
-    await this.writes
-    const handle = await this.file.handle
-    const want = Math.min(64 * 1024, this.written - this.read)
+    const file = this.file
+    if (file === undefined || this.read === this.written) return undefined
+    while (file.flushed <= this.read) {
+      if (file.error !== undefined) throw file.error
+      if (file.flushing === undefined) throw new Error('answer buffer lost track of its file')
+      await file.flushing
+    }
+    const handle = await file.handle
+    const want = Math.min(64 * 1024, file.flushed - this.read)
     const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(want), 0, want, this.read)
+    if (bytesRead === 0) throw new Error('answer buffer file ended early')
     this.read += bytesRead
     // Drained: the next chunks go to memory again, and the file is given back.
     if (this.read === this.written) this.dispose()
@@ -170,10 +190,72 @@ export class ResponseBuffer {
     this.file = undefined
     this.written = 0
     this.read = 0
-    const writes = this.writes
-    this.writes = Promise.resolve()
-    void writes.catch(noop).then(async () => { await (await file.handle).close() }).catch(noop).finally(file.remove)
+    file.closed = true
+    file.pending = []
+    void (file.flushing ?? Promise.resolve()).then(async () => { await (await file.handle).close() }).catch(noop)
   }
+}
+
+/** Writes what is pending, a batch per call (one write in flight per file), until nothing is. */
+async function flush (file: SpillFile): Promise<void> {
+  try {
+    const handle = await file.handle
+    while (file.pending.length > 0 && !file.closed) {
+      const batch = file.pending
+      file.pending = []
+      const { bytesWritten } = await handle.writev(batch, file.flushed)
+      file.flushed += bytesWritten
+    }
+  } catch (error) {
+    file.error = error as Error
+  } finally {
+    file.flushing = undefined
+  }
+}
+
+/**
+ * One folder per process (and temp folder), private to it, for answers' files: created once,
+ * rather than a folder per answer, since slow readers can make many answers spill at once.
+ */
+const spillDirs = new Map<string, string>()
+
+function spillDir (tempDir: string | undefined, fresh: boolean): string {
+  const base = tempDir ?? tmpdir()
+  let dir = spillDirs.get(base)
+  if (dir === undefined || fresh) {
+    if (spillDirs.size === 0) process.once('exit', removeSpillDirs)
+    dir = mkdtempSync(join(base, 'corsgate-'))
+    spillDirs.set(base, dir)
+  }
+  return dir
+}
+
+function removeSpillDirs (): void {
+  for (const dir of spillDirs.values()) rmSync(dir, { recursive: true, force: true })
+}
+
+/**
+ * A new file, unlinked as soon as it is open: its space goes back when the handle is closed,
+ * even if the process dies first. Its folder is made again if something removed it (a /tmp
+ * cleaner).
+ */
+async function openSpillFile (tempDir: string | undefined): Promise<FileHandle> {
+  let path = join(spillDir(tempDir, false), randomUUID())
+  let handle: FileHandle
+  try {
+    handle = await open(path, 'wx+', 0o600)
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ENOENT') throw error
+    path = join(spillDir(tempDir, true), randomUUID())
+    handle = await open(path, 'wx+', 0o600)
+  }
+  try {
+    await unlink(path)
+  } catch (error) {
+    await handle.close()
+    throw error
+  }
+  return handle
 }
 
 function noop (): void {}

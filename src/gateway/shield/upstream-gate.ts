@@ -2,14 +2,28 @@
 // `max_pending_requests`): at most `connections` requests in flight, at most `maxPending`
 // waiting for one of them; past that the request is refused at once rather than queued
 // without end in front of a backend that cannot keep up.
+//
+// The wait is fair between clients (fair queuing, as a router shares a link): each client
+// address has its own queue, and a freed slot goes to the clients in turn, so one client's
+// burst of requests cannot make everyone else wait behind all of it. When the queue is full,
+// the client with the most requests waiting gives up its newest one (longest-queue drop), so a
+// flood from one address fills the queue without keeping other clients out of it. Behind a
+// proxy that hides client addresses (no `trustProxy`) every request has one address, and this
+// is a plain first-come queue.
 
 export type Admitted = 'now' | 'queued' | 'full'
 
-interface Waiter { grant: () => void }
+interface Waiter {
+  readonly client: string
+  readonly grant: () => void
+  readonly refuse: () => void
+}
 
 export class UpstreamGate {
   private active = 0
-  private readonly queue: Waiter[] = []
+  /** Waiters per client, in arrival order; the map's own order is the turn order. */
+  private readonly queues = new Map<string, Waiter[]>()
+  private waiting = 0
 
   constructor (readonly connections: number, readonly maxPending: number) {}
 
@@ -18,40 +32,79 @@ export class UpstreamGate {
   }
 
   get pending (): number {
-    return this.queue.length
+    return this.waiting
   }
 
   /**
-   * Asks for a slot: `grant` runs now or when one frees ('now', 'queued'), or never ('full').
-   * The returned `cancel` takes a queued request out of the queue (its client left, or its
-   * time ran out); it does nothing once granted.
+   * Asks for a slot for a request of `client`: `grant` runs now or when one frees ('now',
+   * 'queued'), or never ('full'). A queued request may later be pushed out by another client's
+   * to make room: then `refuse` runs instead (and never `grant`). The returned `cancel` takes a
+   * queued request out of the queue (its client left, or its time ran out); it does nothing once
+   * granted or refused. `client` is asked only when the request has to wait.
    */
-  enter (grant: () => void): { admitted: Admitted, cancel: () => void } {
+  enter (client: () => string, grant: () => void, refuse: () => void): { admitted: Admitted, cancel: () => void } {
     if (this.active < this.connections) {
       this.active++
       grant()
       return { admitted: 'now', cancel: noop }
     }
-    if (this.queue.length >= this.maxPending) return { admitted: 'full', cancel: noop }
-    const waiter: Waiter = { grant }
-    this.queue.push(waiter)
-    return {
-      admitted: 'queued',
-      cancel: () => {
-        const i = this.queue.indexOf(waiter)
-        if (i >= 0) this.queue.splice(i, 1)
-      }
+    if (this.maxPending === 0) return { admitted: 'full', cancel: noop }
+    const key = client()
+    if (this.waiting >= this.maxPending && !this.dropFromLongest(this.queues.get(key)?.length ?? 0)) return { admitted: 'full', cancel: noop }
+    const waiter: Waiter = { client: key, grant, refuse }
+    let queue = this.queues.get(key)
+    if (queue === undefined) {
+      queue = []
+      this.queues.set(key, queue)
     }
+    queue.push(waiter)
+    this.waiting++
+    return { admitted: 'queued', cancel: () => { this.remove(waiter) } }
   }
 
-  /** A granted request is done with the upstream: the next one waiting goes. */
+  /** A granted request is done with the upstream: the next client in turn goes. */
   leave (): void {
-    const next = this.queue.shift()
+    const next = this.next()
     if (next === undefined) {
       this.active--
       return
     }
     next.grant()
+  }
+
+  /** The first waiter of the client whose turn it is; that client then goes to the back. */
+  private next (): Waiter | undefined {
+    const turn = this.queues.entries().next()
+    if (turn.done === true) return undefined
+    const [key, queue] = turn.value
+    this.queues.delete(key)
+    const waiter = queue.shift()!
+    if (queue.length > 0) this.queues.set(key, queue)
+    this.waiting--
+    return waiter
+  }
+
+  /** Refuses the newest waiter of the client with the most waiting, if it has more than `than`. */
+  private dropFromLongest (than: number): boolean {
+    let longest: Waiter[] | undefined
+    for (const queue of this.queues.values()) {
+      if (queue.length > (longest?.length ?? than)) longest = queue
+    }
+    if (longest === undefined) return false
+    const dropped = longest.pop()!
+    if (longest.length === 0) this.queues.delete(dropped.client)
+    this.waiting--
+    dropped.refuse()
+    return true
+  }
+
+  private remove (waiter: Waiter): void {
+    const queue = this.queues.get(waiter.client)
+    const i = queue?.indexOf(waiter) ?? -1
+    if (i < 0) return
+    queue!.splice(i, 1)
+    if (queue!.length === 0) this.queues.delete(waiter.client)
+    this.waiting--
   }
 }
 
