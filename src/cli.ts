@@ -11,7 +11,7 @@ import { RouteTable } from './gateway/route-table.js'
 import { nodeSupportWarning } from './node-support.js'
 import { createLogger, startGateway } from './server.js'
 import { PolicyStore } from './sources/policy-store.js'
-import { RELOAD_MESSAGE, SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
+import { RELOAD_MESSAGE, reportListening, SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
 
 const USAGE = `usage:
   corsgate [start] [--config FILE]
@@ -51,13 +51,15 @@ async function start (args: string[]): Promise<number> {
   }
   // `server.workers` > 1: this process only supervises; each worker runs the gateway (src/workers.ts).
   if (loaded.config.server.workers > 1 && cluster.isPrimary) {
-    superviseWorkers(loaded.config.server.workers, logger, loaded.config.server.shutdownGraceMs)
+    const { workers: count, host, port, shutdownGraceMs } = loaded.config.server
+    await superviseWorkers({ count, host, port, shutdownGraceMs }, logger)
     return -1
   }
   // The config file's policies reload on change and on SIGHUP (a worker gets the primary's relay).
   const running = worker === undefined
     ? await startGateway({ loaded, logger, watchConfig: true })
     : await startGateway({ loaded: workerConfig(loaded, worker), logger: logger.child({ worker }), watchConfig: { signal: false } })
+  reportListening()
   // SIGHUP reloads the config file (src/sources/config-file.ts); it is not a shutdown.
   const grace = closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, skip: ['SIGHUP'], logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')

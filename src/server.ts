@@ -12,6 +12,7 @@ import { createObservedOrigins, type ObservedOrigins } from './observe/observed-
 import { RouteTable } from './gateway/route-table.js'
 import { ConfigFileSource } from './sources/config-file.js'
 import { PolicyStore } from './sources/policy-store.js'
+import { publicListenOptions } from './workers.js'
 // Type-only: the Redis source (and ioredis, ~10 MB of RSS) is loaded only when configured.
 import type { RedisPolicySource, RedisSourceState } from './sources/redis.js'
 
@@ -121,7 +122,8 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
 
   await admin.listen({ host: config.admin.host, port: config.admin.port })
   try {
-    await gateway.listen({ host: config.server.host, port: config.server.port })
+    // In a `server.workers` worker, each may bind the port itself (src/workers.ts).
+    await gateway.listen({ host: config.server.host, port: config.server.port, ...publicListenOptions() })
   } catch (err) {
     await admin.close()
     throw err
