@@ -1,20 +1,22 @@
 // Wires corsgate: policy store, public gateway, admin server, and shutdown.
 import type { FastifyInstance } from 'fastify'
-import { pino, type Logger } from 'pino'
+import type { Logger } from 'pino'
 import { buildAdmin, type SourceStatus } from './admin/app.js'
 import { GatewayMetrics } from './admin/metrics.js'
 import { referencedFileProblems } from './config/files.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
-import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
 import { createObservedOrigins, type ObservedOrigins } from './observe/observed-origins.js'
 import { RouteTable } from './gateway/route-table.js'
 import { ConfigFileSource } from './sources/config-file.js'
 import { PolicyStore } from './sources/policy-store.js'
+import { createLogger } from './logger.js'
 import { publicListenOptions } from './workers.js'
 // Type-only: the Redis source (and ioredis, ~10 MB of RSS) is loaded only when configured.
 import type { RedisPolicySource, RedisSourceState } from './sources/redis.js'
+
+export { createLogger }
 
 export interface RunningGateway {
   gateway: FastifyInstance
@@ -44,17 +46,6 @@ export interface StartOptions {
    * (src/sources/config-file.ts). `corsgate start` asks for it; off by default for library use.
    */
   watchConfig?: boolean | { signal: boolean }
-}
-
-/** Log lines never carry secrets: credentials in headers or URLs are censored. */
-export function createLogger (config: Config): Logger {
-  return pino({
-    level: config.log.level,
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'headers.authorization', 'headers.cookie', 'redisUrl', 'password'],
-      censor: '[redacted]'
-    }
-  })
 }
 
 export async function startGateway ({ loaded, logger = createLogger(loaded.config), metrics = new GatewayMetrics(), plugins = [], watchConfig = false }: StartOptions): Promise<RunningGateway> {

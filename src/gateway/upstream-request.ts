@@ -4,9 +4,9 @@
 // Access-Control-* it removes), where each upstream URL points, and how its TLS is verified.
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import { Agent } from 'undici'
 import type { Config } from '../config/schema.js'
 import { forwarded } from './forwarded.js'
+import { Agent } from './undici-agent.js'
 
 /** Where requests for one upstream URL go. */
 export interface UpstreamTarget {
@@ -38,7 +38,7 @@ export class UpstreamRules {
   }
 
   /** The undici agent of proxied requests: a keep-alive pool per upstream. */
-  createAgent (connections: number): Agent {
+  createAgent (connections: number): InstanceType<typeof Agent> {
     return new Agent({
       connections,
       pipelining: 1,
