@@ -47,11 +47,13 @@ export function workersMode (version: string = process.versions.node): WorkersMo
 }
 
 /**
- * Extra options for the public server's `listen()`: in a worker in `reuseport` mode, its own
+ * Extra options for the public server's `listen()`: in a corsgate worker in `reuseport` mode, its own
  * SO_REUSEPORT socket (`exclusive`, so node:cluster does not route the listen through the primary).
  */
 export function publicListenOptions (): { exclusive?: boolean, reusePort?: boolean } {
-  return cluster.isWorker && workersMode() === 'reuseport' ? { exclusive: true, reusePort: true } : {}
+  // Only in a worker corsgate's primary forked: a library user's own cluster keeps its sharing.
+  const ours = cluster.isWorker && process.env[INDEX_ENV] !== undefined
+  return ours && workersMode() === 'reuseport' ? { exclusive: true, reusePort: true } : {}
 }
 
 /** Tells the primary that this worker's gateway listens (a no-op outside a worker). */
