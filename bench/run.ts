@@ -373,7 +373,7 @@ export function renderSection (r: Report): string {
   lines.push(`| proxied GET req/s, corsgate 2 workers (${r.workersMode ?? '?'}) / nginx 2 workers (reuseport) | ≥ 0.9× | ${fmt(w, 2)}×${mark(ge(w, 0.9))} | |`)
   lines.push(`| idle RSS, corsgate, MB (this machine; the image's figure is in docs/deploying-image.md) | ≤ 80 | ${fmt(r.idleRssMb.corsgate)}${mark(le(r.idleRssMb.corsgate, 80))} | ${fmt(r.idleRssMb[at('corsgate')])} |`)
   lines.push('')
-  if (second !== undefined) {
+  if (second !== undefined && r.results.some((m) => m.target.endsWith(`@${second.major}`))) {
     lines.push('### The two Node lines in the same rounds (req/s, CPU µs/req)', '')
     lines.push(`| scenario | target | ${r.info.nodeMain} | ${second.version} |`, '|---|---|---:|---:|')
     for (const [scenario, names] of [['preflight', ['corsgate', 'express', 'fastify-204', 'fastify-preflight']], ['get', ['corsgate', 'express', 'node-proxy']]] as const) {
