@@ -184,11 +184,11 @@ node_ms=$(( listening - started ))
 say "/healthz on admin port $admin answered $start_ms ms after podman run ($node_ms ms from the container's start to 'corsgate listening')"
 
 # The process, seen from inside: tini is PID 1, node its child, neither root.
-node_pid=$(podman exec "$ctr" sh -c 'for p in /proc/[0-9]*; do case "$(tr "\0" " " <$p/cmdline)" in node\ dist/cli.js*) echo ${p#/proc/};; esac; done' | head -n 1)
+node_pid=$(podman exec "$ctr" sh -c 'for p in /proc/[0-9]*; do case "$(tr "\0" " " <$p/cmdline)" in node\ *dist/cli.js*) echo ${p#/proc/};; esac; done' | head -n 1)
 [ -n "$node_pid" ] || fail "no 'node dist/cli.js' process in the container"
 idle_rss_kb=$(podman exec "$ctr" sh -c "sed -nE 's/^VmRSS:[[:space:]]+([0-9]+) kB/\1/p' /proc/$node_pid/status")
 pid1=$(podman exec "$ctr" sh -c 'tr "\0" " " </proc/1/cmdline')
-[[ $pid1 == /usr/bin/tini\ --\ node\ dist/cli.js* ]] || fail "PID 1 is '$pid1', expected /usr/bin/tini -- node dist/cli.js ..."
+[[ $pid1 == /usr/bin/tini\ --\ node\ --min-semi-space-size=16\ dist/cli.js* ]] || fail "PID 1 is '$pid1', expected /usr/bin/tini -- node --min-semi-space-size=16 dist/cli.js ..."
 status=$(podman exec "$ctr" sh -c "grep -E '^(Uid|Gid|CapEff|NoNewPrivs):' /proc/$node_pid/status | tr -s '\t ' ' '")
 grep -q '^Uid: 1000 1000 1000 1000' <<<"$status" || fail "node does not run as uid 1000: $status"
 grep -q '^CapEff: 0000000000000000' <<<"$status" || fail "node has capabilities: $status"

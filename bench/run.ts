@@ -15,26 +15,29 @@
 // Writes the section "HTTP throughput and latency" of bench/RESULTS.md (other sections are
 // left as they are) and the raw figures to bench/results-http.json (quick or partial runs:
 // $TMPDIR/corsgate-results-http.json, and RESULTS.md is only written by a run of every scenario).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, totalmem, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { request } from 'undici'
 import { stringify } from 'yaml'
+import { BENCH, benchConfig, benchNodeLines, childPids, Children, CONNECTIONS, median, probe, rssMb, sleep, waitForPort, wrk, type Load, type NodeLine, type Probe, type WrkResult } from './processes.js'
+import { workersMode as workersModeOn } from '../src/workers.js'
 import { makeWhitelist, nginxHostnamesMap, type Whitelist } from './whitelist.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const BENCH = join(ROOT, 'bench')
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = QUICK ? 2 : 3
 const DURATION_S = QUICK ? 2 : 5
 const HALF_LOAD_S = QUICK ? 3 : 5
-const CONNECTIONS = 50
 const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== '')
 const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 18200)
 const WRITE = process.env.BENCH_NO_WRITE !== '1'
 const tmp = mkdtempSync(join(tmpdir(), 'corsgate-bench-'))
+// Every Node target runs on the main line (the image's Node 24); the other line (the
+// machine's Node 20) gets its own copy of each Node target in the preflight and GET rounds.
+const LINES = benchNodeLines()
+const MAIN = LINES[0]!
 
 // ---------------------------------------------------------------------------------------------
 // Processes
@@ -48,110 +51,35 @@ interface Target {
   idleRssMb?: number
 }
 
-const children = new Set<ChildProcess>()
+const children = new Children('bench')
 let nextPort = PORT_BASE
 const port = (): number => nextPort++
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
+/** A target's name on a Node line: plain on the main line, `name@20` on another. */
+const onLine = (name: string, line: NodeLine): string => line === MAIN ? name : `${name}@${line.major}`
 
-async function waitForPort (url: string, child: ChildProcess, name: string): Promise<void> {
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} before listening`)
-    try {
-      const res = await request(url, { method: 'HEAD', headersTimeout: 1000 })
-      await res.body.dump()
-      return
-    } catch {
-      await sleep(100)
-    }
-  }
-  throw new Error(`${name} did not listen on ${url} within 60 s`)
-}
-
-function launch (name: string, cmd: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
-  child.on('exit', (code, signal) => {
-    children.delete(child)
-    if (code !== 0 && code !== null && !stopping.has(child)) console.error(`[bench] ${name} exited ${code} ${signal ?? ''}\n${stderr}`)
-  })
-  children.add(child)
-  return child
-}
-
-const stopping = new Set<ChildProcess>()
-async function stopChild (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  stopping.add(child)
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill(signal)
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-  await exited
-  clearTimeout(timer)
-}
-
-function childPids (pid: number): number[] {
-  const out: number[] = []
-  try {
-    for (const tid of execFileSync('ls', [`/proc/${pid}/task`]).toString().split('\n').filter(Boolean)) {
-      const list = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim()
-      if (list !== '') out.push(...list.split(' ').map(Number))
-    }
-  } catch { /* gone */ }
-  return out
-}
-
-function rssMb (pids: number[]): number {
-  let kb = 0
-  for (const pid of pids) {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-      if (m !== null) kb += Number(m[1])
-    } catch { /* gone */ }
-  }
-  return Math.round(kb / 102.4) / 10
-}
-
-async function startNode (name: string, script: string, env: Record<string, string>): Promise<Target> {
+async function startNode (name: string, script: string, env: Record<string, string>, line: NodeLine = MAIN): Promise<Target> {
   const p = port()
-  const child = launch(name, process.execPath, [join(BENCH, 'targets', script)], { PORT: String(p), ...env })
+  const child = children.launch(name, line.bin, [join(BENCH, 'targets', script)], ROOT, { PORT: String(p), ...env })
   const url = `http://127.0.0.1:${p}`
   await waitForPort(url, child, name)
-  return { name, url, pids: () => [child.pid!], stop: async () => await stopChild(child) }
+  return { name, url, pids: () => [child.pid!], stop: async () => await children.stop(child) }
 }
 
-interface CorsgateOptions { list: Whitelist, upstream: string, workers?: number }
+interface CorsgateOptions { list: Whitelist, upstream: string, workers?: number, line?: NodeLine }
 
-async function startCorsgate (name: string, { list, upstream, workers }: CorsgateOptions): Promise<Target> {
+async function startCorsgate (name: string, { list, upstream, workers, line = MAIN }: CorsgateOptions): Promise<Target> {
   const p = port()
   const admin = port()
   // Worker i listens for admin on admin + i (src/workers.ts): keep those ports free.
   for (let i = 1; i < (workers ?? 1); i++) port()
   const file = join(tmp, `${name}.yaml`)
-  writeFileSync(file, stringify({
-    server: { host: '127.0.0.1', port: p, ...(workers === undefined ? {} : { workers }) },
-    admin: { host: '127.0.0.1', port: admin },
-    log: { level: 'warn' },
-    policies: {
-      default: {
-        origins: list.all,
-        methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-        allowHeaders: ['Content-Type', 'Authorization', 'X-Requested-With', 'X-CSRF-TOKEN', 'X-XSRF-TOKEN'],
-        credentials: true,
-        maxAge: 600
-      }
-    },
-    routes: [{ path: '/', upstream }]
-  }))
+  writeFileSync(file, stringify(benchConfig(list.all, upstream, p, admin, workers === undefined ? {} : { workers })))
   const args = [...(process.env.BENCH_PROF_DIR !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF_DIR}`] : []), join(ROOT, 'dist', 'cli.js'), 'start', '--config', file]
-  const child = launch(name, process.execPath, args, { CORSGATE_LOG_LEVEL: 'warn' })
+  const child = children.launch(name, line.bin, args, ROOT, { CORSGATE_LOG_LEVEL: 'warn' })
   const url = `http://127.0.0.1:${p}`
   await waitForPort(url, child, name)
-  return { name, url, pids: () => [child.pid!, ...childPids(child.pid!)], stop: async () => await stopChild(child) }
+  return { name, url, pids: () => [child.pid!, ...childPids(child.pid!)], stop: async () => await children.stop(child) }
 }
 
 async function startNginx (name: string, { list, upstreamPort, workers }: { list: Whitelist, upstreamPort: number, workers: number }): Promise<Target> {
@@ -165,100 +93,11 @@ async function startNginx (name: string, { list, upstreamPort, workers }: { list
     .replaceAll('{{WHITELIST_FILE}}', join(prefix, 'whitelist.map'))
   const file = join(prefix, 'nginx.conf')
   writeFileSync(file, conf)
-  const child = launch(name, 'nginx', ['-c', file, '-p', prefix, '-g', 'daemon off;'])
+  const child = children.launch(name, 'nginx', ['-c', file, '-p', prefix, '-g', 'daemon off;'], ROOT)
   const url = `http://127.0.0.1:${p}`
   await waitForPort(url, child, name)
   // SIGQUIT: graceful stop of master and workers.
-  return { name, url, pids: () => [child.pid!, ...childPids(child.pid!)], stop: async () => await stopChild(child, 'SIGQUIT') }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Load
-
-interface WrkResult {
-  rps: number
-  p50: number
-  p99: number
-  non2xx: number
-  errors: number
-  /** CPU time (user + system) the target's own processes spent per request, in µs: steadier than req/s on a shared machine. */
-  cpuUs: number
-}
-
-const CLOCK_TICKS = 100 // USER_HZ on Linux
-
-/** utime + stime of the processes, in clock ticks (/proc/PID/stat fields 14 and 15). */
-function cpuTicks (pids: number[]): number {
-  let ticks = 0
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12])
-    } catch { /* gone */ }
-  }
-  return ticks
-}
-
-interface Load {
-  method?: 'GET' | 'POST' | 'OPTIONS'
-  origins: string[]
-  preflight?: boolean
-  bodyBytes?: number
-}
-
-function toMs (value: string): number {
-  const m = /^([\d.]+)(us|ms|s|m)$/.exec(value.trim())
-  if (m === null) return NaN
-  const n = Number(m[1])
-  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000
-}
-
-async function wrk (url: string, load: Load, seconds: number, threads = 1, pids: number[] = []): Promise<WrkResult> {
-  const args = [`-t${threads}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', join(BENCH, 'wrk', 'request.lua'), url]
-  const env = {
-    ...process.env,
-    BENCH_METHOD: load.method ?? 'GET',
-    BENCH_ORIGINS: load.origins.join(','),
-    BENCH_PREFLIGHT: load.preflight === true ? '1' : '0',
-    BENCH_BODY_BYTES: String(load.bodyBytes ?? 0)
-  }
-  const ticks0 = cpuTicks(pids)
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn('wrk', args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let text = ''
-    child.stdout.on('data', (c: Buffer) => { text += c.toString() })
-    child.stderr.on('data', (c: Buffer) => { text += c.toString() })
-    child.on('exit', (code) => code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`)))
-  })
-  const ticks = cpuTicks(pids) - ticks0
-  const total = Number(/(\d+) requests in/.exec(out)?.[1])
-  const cpuUs = pids.length === 0 || !(total > 0) ? NaN : (ticks / CLOCK_TICKS) * 1e6 / total
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
-  const p50 = toMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '')
-  const p99 = toMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '')
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0)
-  const e = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
-  const errors = e === null ? 0 : Number(e[1]) + Number(e[2]) + Number(e[3]) + Number(e[4])
-  return { rps, p50, p99, non2xx, errors, cpuUs }
-}
-
-interface Probe { status: number, acao: string | undefined, vary: string | undefined }
-
-/** One request checked by hand before measuring, so a target that answers wrongly is caught. */
-async function probe (url: string, load: Load): Promise<Probe> {
-  const headers: Record<string, string> = {}
-  if (load.origins[0] !== undefined && load.origins[0] !== '') headers.origin = load.origins[0]
-  if (load.preflight === true) {
-    headers['access-control-request-method'] = 'POST'
-    headers['access-control-request-headers'] = 'content-type, authorization'
-  }
-  const body = load.bodyBytes === undefined ? undefined : Buffer.alloc(load.bodyBytes, 'x')
-  if (body !== undefined) headers['content-type'] = 'application/octet-stream'
-  const res = await request(`${url}/api/items?page=1`, { method: load.method ?? 'GET', headers, body })
-  await res.body.dump()
-  const h = (name: string): string | undefined => { const v = res.headers[name]; return Array.isArray(v) ? v.join(', ') : v }
-  return { status: res.statusCode, acao: h('access-control-allow-origin'), vary: h('vary') }
+  return { name, url, pids: () => [child.pid!, ...childPids(child.pid!)], stop: async () => await children.stop(child, 'SIGQUIT') }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,13 +121,6 @@ interface Measured {
   rounds: WrkResult[]
   median: WrkResult
   probe: Probe
-}
-
-const median = (xs: number[]): number => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
 async function runScenario (s: Scenario): Promise<Measured[]> {
@@ -317,7 +149,7 @@ async function runScenario (s: Scenario): Promise<Measured[]> {
       title: s.title,
       target: t.name,
       rounds: rs,
-      median: { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), non2xx: median(rs.map((x) => x.non2xx)), errors: median(rs.map((x) => x.errors)), cpuUs: median(rs.map((x) => x.cpuUs)) },
+      median: { rps: median(rs.map((x) => x.rps)), requests: median(rs.map((x) => x.requests)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), non2xx: median(rs.map((x) => x.non2xx)), errors: median(rs.map((x) => x.errors)), cpuUs: median(rs.map((x) => x.cpuUs)) },
       probe: probes.get(t.name)!
     }
   })
@@ -326,7 +158,7 @@ async function runScenario (s: Scenario): Promise<Measured[]> {
 interface HalfLoad { target: string, rate: number, rounds: Array<Record<string, number>>, p50: number, p99: number, achieved: number }
 
 async function fixedRate (url: string, rate: number, seconds: number, origin: string): Promise<Record<string, number>> {
-  const out = execFileSync(process.execPath, [join(BENCH, 'fixed-rate.mjs'), `${url}/api/items?page=1`, String(rate), String(seconds), origin]).toString()
+  const out = execFileSync(MAIN.bin, [join(BENCH, 'fixed-rate.mjs'), `${url}/api/items?page=1`, String(rate), String(seconds), origin]).toString()
   return JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, number>
 }
 
@@ -339,7 +171,8 @@ function machine (): Record<string, string> {
     nproc: sh('nproc', []),
     cpu: cpus()[0]?.model ?? '?',
     free: sh('free', ['-h']).split('\n')[1]?.replace(/\s+/g, ' ') ?? `${Math.round(totalmem() / 2 ** 30)} GiB total, ${Math.round(freemem() / 2 ** 30)} GiB free`,
-    node: process.version,
+    node: LINES.map((l) => l.version).join(', '),
+    nodeMain: MAIN.version,
     nginx: sh('nginx', ['-v']) || sh('sh', ['-c', 'nginx -v 2>&1']),
     wrk: sh('sh', ['-c', 'wrk -v 2>&1 | head -1']).split(' ').slice(0, 2).join(' '),
     loadavg: sh('cat', ['/proc/loadavg']).split(' ').slice(0, 3).join(' '),
@@ -352,14 +185,14 @@ async function main (): Promise<void> {
   const wanted = (id: string): boolean => ONLY.length === 0 || ONLY.includes(id)
   const started = Date.now()
   const info = machine()
-  console.log(`[bench] ${QUICK ? 'quick' : 'full'} run: ${ROUNDS} rounds × ${DURATION_S} s, wrk -t1 -c${CONNECTIONS}; ${info.nproc} cores, node ${info.node}, load ${info.loadavg}`)
+  console.log(`[bench] ${QUICK ? 'quick' : 'full'} run: ${ROUNDS} rounds × ${DURATION_S} s, wrk -t1 -c${CONNECTIONS}; ${info.nproc} cores, Node targets on ${LINES.map((l) => `${l.version} (${l.bin})`).join(' and ')}, load ${info.loadavg}`)
 
   const list10 = makeWhitelist(10)
   const upstreamPort = PORT_BASE + 99
-  const upstreamChild = launch('upstream', process.execPath, [join(BENCH, 'targets', 'upstream.mjs')], { PORT: String(upstreamPort) })
+  const upstreamChild = children.launch('upstream', MAIN.bin, [join(BENCH, 'targets', 'upstream.mjs')], ROOT, { PORT: String(upstreamPort) })
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`
   await waitForPort(upstreamUrl, upstreamChild, 'upstream')
-  const direct: Target = { name: 'direct', url: upstreamUrl, pids: () => [upstreamChild.pid!], stop: async () => await stopChild(upstreamChild) }
+  const direct: Target = { name: 'direct', url: upstreamUrl, pids: () => [upstreamChild.pid!], stop: async () => await children.stop(upstreamChild) }
 
   const measure = async <T extends Target>(t: Promise<T>): Promise<T> => {
     const target = await t
@@ -367,24 +200,29 @@ async function main (): Promise<void> {
     target.idleRssMb = rssMb(target.pids())
     return target
   }
-  const corsgate = await measure(startCorsgate('corsgate', { list: list10, upstream: upstreamUrl }))
+  const expressEnv = { UPSTREAM: upstreamUrl, EXACT_ORIGINS: JSON.stringify(list10.exact), WILDCARD_ORIGINS: JSON.stringify(list10.wildcard) }
+  /** Every Node target on one line: corsgate, the express stack, bare Fastify, the bare Node proxy. */
+  const nodeTargets = async (line: NodeLine): Promise<Target[]> => [
+    await measure(startCorsgate(onLine('corsgate', line), { list: list10, upstream: upstreamUrl, line })),
+    await measure(startNode(onLine('express', line), 'express-proxy.mjs', expressEnv, line)),
+    await measure(startNode(onLine('fastify-204', line), 'fastify-204.mjs', {}, line)),
+    await measure(startNode(onLine('fastify-preflight', line), 'fastify-preflight.mjs', {}, line)),
+    await measure(startNode(onLine('node-proxy', line), 'node-proxy.mjs', { UPSTREAM: upstreamUrl }, line))
+  ]
+  const [corsgate, express, fastify, fastifyPreflight, nodeProxy] = await nodeTargets(MAIN) as [Target, Target, Target, Target, Target]
   const nginx = await measure(startNginx('nginx', { list: list10, upstreamPort, workers: 1 }))
-  const express = await measure(startNode('express', 'express-proxy.mjs', {
-    UPSTREAM: upstreamUrl,
-    EXACT_ORIGINS: JSON.stringify(list10.exact),
-    WILDCARD_ORIGINS: JSON.stringify(list10.wildcard)
-  }))
-  const fastify = await measure(startNode('fastify-204', 'fastify-204.mjs', {}))
-  const fastifyPreflight = await measure(startNode('fastify-preflight', 'fastify-preflight.mjs', {}))
-  const nodeProxy = await measure(startNode('node-proxy', 'node-proxy.mjs', { UPSTREAM: upstreamUrl }))
+  // The other lines' targets join the preflight and GET rounds only (the comparison of lines).
+  const others: Target[][] = []
+  if (wanted('preflight') || wanted('get')) for (const line of LINES.slice(1)) others.push(await nodeTargets(line))
+  const other = (name: string): Target[] => others.flatMap((ts) => ts.filter((t) => t.name.startsWith(`${name}@`)))
   direct.idleRssMb = rssMb(direct.pids())
-  const always = [direct, corsgate, nginx, express, fastify, fastifyPreflight, nodeProxy]
+  const always = [direct, corsgate, nginx, express, fastify, fastifyPreflight, nodeProxy, ...others.flat()]
 
   const results: Measured[] = []
   const allowed = list10.allowedProbes
   const scenarios: Scenario[] = [
-    { id: 'preflight', title: 'Preflight (OPTIONS, allowed origin)', load: { method: 'OPTIONS', origins: allowed, preflight: true }, targets: [corsgate, nginx, express, fastify, fastifyPreflight], expectStatus: 204, ratios: [['corsgate', 'nginx'], ['corsgate', 'fastify-204'], ['corsgate', 'fastify-preflight'], ['corsgate', 'express']] },
-    { id: 'get', title: 'Proxied GET, allowed origin (10-entry whitelist)', load: { origins: allowed }, targets: [direct, corsgate, nginx, express, nodeProxy], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
+    { id: 'preflight', title: 'Preflight (OPTIONS, allowed origin)', load: { method: 'OPTIONS', origins: allowed, preflight: true }, targets: [corsgate, nginx, express, fastify, fastifyPreflight, ...other('corsgate'), ...other('express'), ...other('fastify-204'), ...other('fastify-preflight')], expectStatus: 204, ratios: [['corsgate', 'nginx'], ['corsgate', 'fastify-204'], ['corsgate', 'fastify-preflight'], ['corsgate', 'express']] },
+    { id: 'get', title: 'Proxied GET, allowed origin (10-entry whitelist)', load: { origins: allowed }, targets: [direct, corsgate, nginx, express, nodeProxy, ...other('corsgate'), ...other('express'), ...other('node-proxy')], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
     { id: 'post', title: 'Proxied POST of 64 KiB, allowed origin', load: { method: 'POST', origins: allowed, bodyBytes: 64 * 1024 }, targets: [direct, corsgate, nginx, express], expectStatus: 200, ratios: [['corsgate', 'nginx'], ['corsgate', 'express'], ['corsgate', 'direct']] },
     { id: 'denied', title: 'Denied origin (403, upstream not contacted)', load: { origins: list10.deniedProbes }, targets: [corsgate, nginx, express], expectStatus: 403, ratios: [['corsgate', 'nginx'], ['corsgate', 'express']] }
   ]
@@ -432,7 +270,8 @@ async function main (): Promise<void> {
     await ng.stop()
   }
 
-  // Every core: corsgate with 2 workers (node:cluster) against nginx with 2 workers.
+  // Every core: corsgate with 2 workers (src/workers.ts: reuseport listeners on the main line,
+  // where it has them) against nginx with 2 workers (`listen … reuseport`).
   if (wanted('workers')) {
     const cg2 = await measure(startCorsgate('corsgate-2w', { list: list10, upstream: upstreamUrl, workers: 2 }).catch((err: Error) => { console.error(`[bench] corsgate with workers: ${err.message}`); return undefined }) as Promise<Target>)
     if (cg2 !== undefined) {
@@ -450,15 +289,16 @@ async function main (): Promise<void> {
   let decideResult: { sizes: Record<string, DecideSize> } | undefined
   if (wanted('decide')) {
     console.log('\n[bench] decide() micro-benchmark')
-    const out = execFileSync(process.execPath, ['--import', 'tsx', join(BENCH, 'decide.ts'), ...(QUICK ? ['--quick'] : [])], { cwd: ROOT }).toString()
+    const out = execFileSync(MAIN.bin, ['--import', 'tsx', join(BENCH, 'decide.ts'), ...(QUICK ? ['--quick'] : [])], { cwd: ROOT }).toString()
     decideResult = JSON.parse(out.trim().split('\n').at(-1)!) as typeof decideResult
     for (const [size, r] of Object.entries(decideResult!.sizes)) console.log(`  ${size.padStart(6)} origins: best ${r.fewBestNs.toFixed(1)} ns / median ${r.fewNs.toFixed(1)} ns (same origins)  best ${r.spreadBestNs.toFixed(1)} / median ${r.spreadNs.toFixed(1)} ns (1024 distinct)`)
   }
 
-  for (const t of [corsgate, nginx, express, fastify, fastifyPreflight, nodeProxy]) await t.stop()
+  for (const t of [corsgate, nginx, express, fastify, fastifyPreflight, nodeProxy, ...others.flat()]) await t.stop()
   await direct.stop()
 
-  const report = { info, quick: QUICK, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, results, halfLoad, idleRssMb: idle, rssAfterLoadMb: rssAfterLoad, decide: decideResult, scenarios: scenarios.map((s) => ({ id: s.id, ratios: s.ratios })), elapsedS: Math.round((Date.now() - started) / 1000) }
+  const workersMode = workersModeOn(MAIN.version)
+  const report = { info, lines: LINES.map(({ version, major }) => ({ version, major })), workersMode, quick: QUICK, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, results, halfLoad, idleRssMb: idle, rssAfterLoadMb: rssAfterLoad, decide: decideResult, scenarios: scenarios.map((s) => ({ id: s.id, ratios: s.ratios })), elapsedS: Math.round((Date.now() - started) / 1000) }
   // The full run's raw figures are kept next to RESULTS.md; a quick or partial run's go to /tmp.
   const rawFile = QUICK || ONLY.length > 0 ? join(tmpdir(), 'corsgate-results-http.json') : join(BENCH, 'results-http.json')
   writeFileSync(rawFile, `${JSON.stringify(report, null, 2)}\n`)
@@ -476,6 +316,8 @@ interface DecideSize { fewNs: number, spreadNs: number, fewBestNs: number, sprea
 
 type Report = {
   info: Record<string, string>
+  lines?: Array<{ version: string, major: string }>
+  workersMode?: string
   quick: boolean
   rounds: number
   durationS: number
@@ -508,6 +350,42 @@ export function renderSection (r: Report): string {
   lines.push(`Machine: ${r.info.nproc} cores (${r.info.cpu}); memory \`${r.info.free}\`; Node ${r.info.node}; ${r.info.nginx}; ${r.info.wrk}; load average at start ${r.info.loadavg} (the machine is shared: read the ratios, not the absolute numbers).`)
   lines.push(`Load: \`wrk -t1 -c${r.connections} -d${r.durationS}s --latency -s bench/wrk/request.lua URL\` from its own process, ${r.rounds} alternating rounds per target (order reversed every other round), median shown. Every target is a separate process on loopback: upstream alone (\`bench/targets/upstream.mjs\`), corsgate (\`node dist/cli.js start\`, one process, log level warn), nginx (\`worker_processes 1\`, upstream keep-alive, the policy as a \`map\`: \`bench/nginx.conf.template\`), express + cors + http-proxy-middleware with a keep-alive agent (\`bench/targets/express-proxy.mjs\`), a bare Fastify route answering 204 (\`bench/targets/fastify-204.mjs\`), the same route answering with corsgate's preflight headers (\`bench/targets/fastify-preflight.mjs\`), and, as a floor for any Node proxy, node:http + an undici Pool piping the response with no CORS at all (\`bench/targets/node-proxy.mjs\`).`)
   lines.push('')
+  const cpu = (scenario: string, target: string): number | undefined => r.results.find((m) => m.scenario === scenario && m.target === target)?.median.cpuUs
+  const second = r.lines?.[1]
+  const at = (name: string): string => second === undefined ? name : `${name}@${second.major}`
+  const fmt = (x: number | undefined, digits = 1): string => x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits)
+  const mark = (ok: boolean | undefined): string => ok === undefined ? '' : ok ? ' **met**' : ' **missed**'
+  const le = (a: number | undefined, b: number | undefined): boolean | undefined => a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? undefined : a <= b
+  const ge = (a: number | undefined, b: number | undefined): boolean | undefined => le(b, a)
+  const per = (a: number | undefined, b: number | undefined): number | undefined => a === undefined || b === undefined ? undefined : a / b
+  lines.push(`### Ratios against the targets of issue 20 (Node targets on ${r.info.nodeMain ?? r.info.node}${second === undefined ? '' : `; the ${second.version} column from the same rounds`})`, '')
+  lines.push(`| figure | target | ${r.info.nodeMain ?? 'main line'} | ${second?.version ?? 'second line'} |`, '|---|---|---|---|')
+  const preCpu = cpu('preflight', 'corsgate')
+  const preCpu2 = cpu('preflight', at('corsgate'))
+  lines.push(`| preflight CPU µs/req, corsgate | ≤ the second line's figure and ≤ 12 | ${fmt(preCpu)}${mark(le(preCpu, 12) === undefined ? undefined : le(preCpu, 12)! && le(preCpu, preCpu2 ?? Infinity)!)} | ${fmt(preCpu2)} |`)
+  const getCpu = cpu('get', 'corsgate')
+  lines.push(`| proxied GET CPU µs/req, corsgate | ≤ 40 | ${fmt(getCpu)}${mark(le(getCpu, 40))} | ${fmt(cpu('get', at('corsgate')))} |`)
+  const preX = per(rps('preflight', 'corsgate'), rps('preflight', 'express'))
+  lines.push(`| preflight req/s, corsgate / express stack (same line) | ≥ 2× | ${fmt(preX, 2)}×${mark(ge(preX, 2))} | ${fmt(per(rps('preflight', at('corsgate')), rps('preflight', at('express'))), 2)}× |`)
+  const getX = per(rps('get', 'corsgate'), rps('get', 'express'))
+  lines.push(`| proxied GET req/s, corsgate / express stack (same line) | ≥ 3× | ${fmt(getX, 2)}×${mark(ge(getX, 3))} | ${fmt(per(rps('get', at('corsgate')), rps('get', at('express'))), 2)}× |`)
+  const w = per(rps('workers-get', 'corsgate-2w'), rps('workers-get', 'nginx-2w'))
+  lines.push(`| proxied GET req/s, corsgate 2 workers (${r.workersMode ?? '?'}) / nginx 2 workers (reuseport) | ≥ 0.9× | ${fmt(w, 2)}×${mark(ge(w, 0.9))} | |`)
+  lines.push(`| idle RSS, corsgate, MB (this machine; the image's figure is in docs/deploying-image.md) | ≤ 80 | ${fmt(r.idleRssMb.corsgate)}${mark(le(r.idleRssMb.corsgate, 80))} | ${fmt(r.idleRssMb[at('corsgate')])} |`)
+  lines.push('')
+  if (second !== undefined && r.results.some((m) => m.target.endsWith(`@${second.major}`))) {
+    lines.push('### The two Node lines in the same rounds (req/s, CPU µs/req)', '')
+    lines.push(`| scenario | target | ${r.info.nodeMain} | ${second.version} |`, '|---|---|---:|---:|')
+    for (const [scenario, names] of [['preflight', ['corsgate', 'express', 'fastify-204', 'fastify-preflight']], ['get', ['corsgate', 'express', 'node-proxy']]] as const) {
+      for (const name of names) {
+        const a = r.results.find((m) => m.scenario === scenario && m.target === name)?.median
+        const b = r.results.find((m) => m.scenario === scenario && m.target === at(name))?.median
+        if (a === undefined) continue
+        lines.push(`| ${scenario} | ${name} | ${fmt(a.rps, 0)} (${fmt(a.cpuUs)}) | ${b === undefined ? 'n/a' : `${fmt(b.rps, 0)} (${fmt(b.cpuUs)})`} |`)
+      }
+    }
+    lines.push('')
+  }
   lines.push('### Ratios against the targets of issue 6', '')
   lines.push('| scenario | figure | target | result |', '|---|---|---|---|')
   lines.push(`| preflight | corsgate / nginx req/s | ≥ 1.0× (stretch 1.2×) | ${ratio(rps('preflight', 'corsgate'), rps('preflight', 'nginx'))} |`)
@@ -582,7 +460,7 @@ function writeSection (section: string): void {
 }
 
 async function cleanup (): Promise<void> {
-  await Promise.all([...children].map(async (c) => await stopChild(c, 'SIGKILL')))
+  await children.killAll()
   rmSync(tmp, { recursive: true, force: true })
 }
 

@@ -6,12 +6,10 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig } from './config/load.js'
-import { explain } from './gateway/explain.js'
-import { RouteTable } from './gateway/route-table.js'
+import { createLogger } from './logger.js'
 import { nodeSupportWarning } from './node-support.js'
-import { createLogger, startGateway } from './server.js'
-import { PolicyStore } from './sources/policy-store.js'
-import { RELOAD_MESSAGE, SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
+import { collectStartupGarbage } from './startup-garbage.js'
+import { RELOAD_MESSAGE, reportListening, SHUTDOWN_MESSAGE, superviseWorkers, workerConfig, workerIndex } from './workers.js'
 
 const USAGE = `usage:
   corsgate [start] [--config FILE]
@@ -51,13 +49,18 @@ async function start (args: string[]): Promise<number> {
   }
   // `server.workers` > 1: this process only supervises; each worker runs the gateway (src/workers.ts).
   if (loaded.config.server.workers > 1 && cluster.isPrimary) {
-    superviseWorkers(loaded.config.server.workers, logger, loaded.config.server.shutdownGraceMs)
+    const { workers: count, host, port, shutdownGraceMs } = loaded.config.server
+    await superviseWorkers({ count, host, port, shutdownGraceMs }, logger)
     return -1
   }
+  // Loaded here, not at the top: a supervising primary and the other commands never serve.
+  const { startGateway } = await import('./server.js')
   // The config file's policies reload on change and on SIGHUP (a worker gets the primary's relay).
   const running = worker === undefined
     ? await startGateway({ loaded, logger, watchConfig: true })
     : await startGateway({ loaded: workerConfig(loaded, worker), logger: logger.child({ worker }), watchConfig: { signal: false } })
+  collectStartupGarbage()
+  reportListening()
   // SIGHUP reloads the config file (src/sources/config-file.ts); it is not a shutdown.
   const grace = closeWithGrace({ delay: loaded.config.server.shutdownGraceMs, skip: ['SIGHUP'], logger: { error: (m: unknown) => logger.error(m) } }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
@@ -74,7 +77,7 @@ async function start (args: string[]): Promise<number> {
   return -1 // keep running
 }
 
-function check (args: string[]): number {
+async function check (args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -91,6 +94,7 @@ function check (args: string[]): number {
   if (values.origin === undefined) throw new UsageError('check needs --origin (use --origin "" to check a request without Origin)')
   // A config meant for another machine: the files it names need not exist here.
   const loaded = loadConfig(configPath(values.config), process.env, { files: false })
+  const [{ PolicyStore }, { RouteTable }, { explain }] = await Promise.all([import('./sources/policy-store.js'), import('./gateway/route-table.js'), import('./gateway/explain.js')])
   const store = new PolicyStore(loaded)
   const routes = new RouteTable(loaded.config.routes)
   const result = explain({ config: loaded.config, store, routes }, {
@@ -148,7 +152,7 @@ export async function main (argv: string[]): Promise<number> {
     switch (first) {
       case undefined: return await start([])
       case 'start': return await start(rest)
-      case 'check': return check(rest)
+      case 'check': return await check(rest)
       case 'validate': return validate(rest)
       case 'origins': return await origins(rest)
       case 'health': return await health(rest)

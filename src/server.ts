@@ -1,12 +1,11 @@
 // Wires corsgate: policy store, public gateway, admin server, and shutdown.
 import type { FastifyInstance } from 'fastify'
-import { pino, type Logger } from 'pino'
+import type { Logger } from 'pino'
 import { buildAdmin, type SourceReloads } from './admin/app.js'
 import { readAdminToken } from './admin/auth.js'
 import { GatewayMetrics } from './admin/metrics.js'
 import { referencedFileProblems } from './config/files.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
-import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
 import { DecisionLog } from './gateway/decision-log.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
@@ -15,6 +14,10 @@ import type { RouteTable } from './gateway/route-table.js'
 import { ConfigFileSource } from './sources/config-file.js'
 import type { PolicyStore } from './sources/policy-store.js'
 import { createEngine } from './engine.js'
+import { createLogger } from './logger.js'
+import { publicListenOptions } from './workers.js'
+
+export { createLogger }
 
 export interface RunningGateway {
   gateway: FastifyInstance
@@ -44,17 +47,6 @@ export interface StartOptions {
    * (src/sources/config-file.ts). `corsgate start` asks for it; off by default for library use.
    */
   watchConfig?: boolean | { signal: boolean }
-}
-
-/** Log lines never carry secrets: credentials in headers or URLs are censored. */
-export function createLogger (config: Config): Logger {
-  return pino({
-    level: config.log.level,
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'headers.authorization', 'headers.cookie', 'redisUrl', 'password'],
-      censor: '[redacted]'
-    }
-  })
 }
 
 export async function startGateway ({ loaded, logger = createLogger(loaded.config), metrics = new GatewayMetrics(), plugins = [], watchConfig = false }: StartOptions): Promise<RunningGateway> {
@@ -94,7 +86,8 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
 
   await admin.listen({ host: config.admin.host, port: config.admin.port })
   try {
-    await gateway.listen({ host: config.server.host, port: config.server.port })
+    // In a `server.workers` worker, each may bind the port itself (src/workers.ts).
+    await gateway.listen({ host: config.server.host, port: config.server.port, ...publicListenOptions() })
   } catch (err) {
     await admin.close()
     throw err

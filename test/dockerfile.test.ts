@@ -72,7 +72,7 @@ t.test('runs as the non-root node user under tini, in exec form', async (t) => {
   t.match(of(runtime, 'RUN').map(argsOf).join('\n'), /apt-get install [^\n]*\btini\b/, 'tini comes from Debian\'s packages')
   const entrypoint = of(runtime, 'ENTRYPOINT')
   t.equal(entrypoint.length, 1, 'one ENTRYPOINT')
-  t.same(jsonOf(entrypoint[0]), ['/usr/bin/tini', '--', 'node', 'dist/cli.js'], 'exec-form ENTRYPOINT: tini, then node')
+  t.same(jsonOf(entrypoint[0]), ['/usr/bin/tini', '--', 'node', '--min-semi-space-size=16', 'dist/cli.js'], 'exec-form ENTRYPOINT: tini, then node with a young-generation floor (src/startup-garbage.ts)')
   const cmd = jsonOf(of(runtime, 'CMD').at(-1))
   t.ok(cmd !== null, 'CMD is in exec form')
   t.equal(cmd?.[0], 'start', 'CMD starts the gateway')

@@ -8,12 +8,12 @@
 // probe does not load the gateway's server modules: it is a fresh process every interval,
 // and on a CPU-starved host each module it loads adds to the time it has.
 import { existsSync } from 'node:fs'
-import { get } from 'node:http'
 import { isIPv6 } from 'node:net'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { get } from '../node-http.js'
 
 const USAGE = 'usage: corsgate health [--config FILE] [--timeout MS]'
 const EXIT = { healthy: 0, unhealthy: 1, usage: 2 } as const

@@ -2,11 +2,12 @@
 // by one of two writers: `writeAnswer` on an HTTP response, `writeAnswerToSocket` on the raw
 // socket of an upgrade that never became a websocket. The CORS and `Vary` rules for every
 // answer — corsgate's, a plugin's, the upstream's — are `corsHeaders` and `varyFor`.
-import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { actualHeaders, appendVaryOrigin, preflightHeaders, PREFLIGHT_VARY } from '../policy/headers.js'
 import { errorBody, statusOf, type AnswerableError } from './errors.js'
 import { singleHeader, type Judgement } from './judge.js'
+import { STATUS_CODES } from '../node-http.js'
 
 export interface AnswerPlan {
   status: number

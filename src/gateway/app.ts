@@ -13,7 +13,7 @@
 //
 // A route that no plugin or hook watches skips Fastify's request and reply objects: the same
 // forwarder and answer writer, fed from the server's event (`Pipeline.shortcut`).
-import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
@@ -31,6 +31,7 @@ import { ClientLimits } from './shield/client-limits.js'
 import { UpstreamRules } from './upstream-request.js'
 import { Handshakes } from './websocket/handshake.js'
 import { CLOSE_GOING_AWAY, TunnelSet } from './websocket/tunnel.js'
+import { createServer, ServerResponse as NodeServerResponse } from '../node-http.js'
 
 export interface GatewayOptions extends GatewayContext {
   /** Fastify plugins (from the config's `plugins:` or from code), registered in order. */
@@ -190,7 +191,7 @@ class Pipeline {
     // Through Fastify's router, as @fastify/websocket does, so the route's hooks run: a
     // response on the upgrade's socket answers what a hook answers; the handler tunnels.
     ;(req as PipelineRequest)[kUpgrade] = { socket, head }
-    const res = new ServerResponse(req)
+    const res = new NodeServerResponse(req)
     res.shouldKeepAlive = false
     res.assignSocket(socket as Socket)
     res.once('finish', () => { socket.destroy() })

@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
-import { Agent, buildConnector } from 'undici'
 import type { Config } from '../config/schema.js'
 import { forwarded } from './forwarded.js'
+import { Agent, buildConnector } from './undici-agent.js'
 
 /** Where requests for one upstream URL go. */
 export interface UpstreamTarget {
@@ -45,7 +45,7 @@ export class UpstreamRules {
   }
 
   /** The undici agent of proxied requests: a keep-alive pool per upstream. */
-  createAgent (connections: number): Agent {
+  createAgent (connections: number): InstanceType<typeof Agent> {
     const connect = buildConnector(this.tls)
     return new Agent({
       connections,

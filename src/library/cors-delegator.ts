@@ -7,7 +7,8 @@
 // "not found". Enforcement before the upstream, websocket upgrades and corsgate's own answers
 // need the plugin (`corsgate/fastify`).
 import type { FastifyRequest } from 'fastify'
-import { pino, type Logger } from 'pino'
+import type { Logger } from 'pino'
+import { createLogger } from '../logger.js'
 import type { SourceStatus } from '../admin/app.js'
 import type { GatewayMetrics } from '../admin/metrics.js'
 import type { ExplainQuery, Explanation } from '../gateway/explain.js'
@@ -81,7 +82,7 @@ export function corsOptionsFor (state: Judgement): DelegatedCorsOptions {
 }
 
 export async function corsgateDelegator (opts: CorsgateDelegatorOptions): Promise<CorsgateDelegator> {
-  const engine = await createEmbeddedEngine(opts, opts.logger ?? ((config) => pino({ level: config.log.level })))
+  const engine = await createEmbeddedEngine(opts, opts.logger ?? createLogger)
   const delegator = function (request: FastifyRequest, callback: (error: Error | null, options?: DelegatedCorsOptions) => void): void {
     let options: DelegatedCorsOptions
     try {

@@ -1,9 +1,17 @@
 // The origin grammar shared by the config file, Redis and the CLI (SPEC.md "Origin patterns").
 // Parsing happens once, when a policy is compiled; nothing here runs per request except
 // `parseSerializedOrigin`, which only splits a header that is already in canonical form.
+import { createRequire } from 'node:module'
 import { domainToASCII } from 'node:url'
-import { parse as parseDomain } from 'tldts'
-import { RE2JS } from 're2js'
+
+// Loaded on first use, synchronously (both ship CommonJS builds): only a `*.` wildcard needs
+// the public-suffix list and only a `re:` pattern needs RE2, and a process whose policies
+// have neither would hold them in memory for nothing.
+const require = createRequire(import.meta.url)
+let tldts: typeof import('tldts') | undefined
+let re2js: typeof import('re2js') | undefined
+const publicSuffixList = (): typeof import('tldts') => (tldts ??= require('tldts') as typeof import('tldts'))
+const re2 = (): typeof import('re2js') => (re2js ??= require('re2js') as typeof import('re2js'))
 
 export type OriginPattern =
   | { kind: 'any', text: '*' }
@@ -82,7 +90,7 @@ function parseRegexPattern (text: string): OriginPattern {
   if (source.startsWith('^')) source = source.slice(1)
   if (source.endsWith('$') && !source.endsWith('\\$')) source = source.slice(0, -1)
   try {
-    return { kind: 'regex', text, regex: RE2JS.compile(source) }
+    return { kind: 'regex', text, regex: re2().RE2JS.compile(source) }
   } catch (err) {
     throw new OriginPatternError(text, `invalid regular expression (RE2 syntax): ${(err as Error).message}`)
   }
@@ -125,7 +133,7 @@ function normaliseHost (input: string, host: string): string {
 
 function guardWildcardSuffix (input: string, suffix: string): void {
   if (suffix === 'localhost') return // `http://*.localhost` is a development convenience, never public
-  const info = parseDomain(suffix, { allowPrivateDomains: true })
+  const info = publicSuffixList().parse(suffix, { allowPrivateDomains: true })
   if (info.isIp === true || suffix.startsWith('[')) throw new OriginPatternError(input, 'a wildcard cannot stand over an IP address')
   if (info.domain === null || info.publicSuffix === suffix) {
     throw new OriginPatternError(input, `"*.${suffix}" covers a public suffix: anyone can register a name under "${suffix}"`)

@@ -8,7 +8,7 @@
 // Upgrades use node:http rather than the undici agent of forward.ts: undici's `upgrade` fails
 // on any answer but 101, and an upstream's refusal must reach the client as it was given; the
 // TLS settings (CA, verification) are the same `UpstreamRules`.
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
+import type { ClientRequest, IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -19,6 +19,7 @@ import { ShuttingDownError, UpstreamTimeoutError, UpstreamUnavailableError } fro
 import type { Judgement } from '../judge.js'
 import type { UpstreamRules } from '../upstream-request.js'
 import { Tunnel, type TunnelSet } from './tunnel.js'
+import { request as httpRequest } from '../../node-http.js'
 
 /** Called once with the status the client got (101, the upstream's refusal, corsgate's error, 499) and the upstream. */
 export type HandshakeDone = (status: number, upstream?: string) => void
