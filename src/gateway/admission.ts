@@ -12,7 +12,7 @@ import {
   TooManyHeadersError, UndecodablePathError, UpgradeRefusedError
 } from './errors.js'
 import { isEncrypted } from './forwarded.js'
-import { decodePath, isAmbiguousPath, judgeRequest, requestKind, type Judgement } from './judge.js'
+import { decodePath, isAmbiguousPath, judgeRequest, requestKind, type JudgeContext, type Judgement } from './judge.js'
 
 /** The methods corsgate proxies (those @fastify/http-proxy forwards by default); others get 404. */
 export const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const
@@ -46,7 +46,7 @@ export function admit (ctx: Pick<GatewayContext, 'config' | 'store' | 'routes' |
  * judgement and answers, but the app routes, limits bodies and shuts down itself. `policy`
  * names the policy when the app chooses it (else the config's routes do).
  */
-export function admitEmbedded (ctx: Pick<GatewayContext, 'config' | 'store' | 'routes'>, req: IncomingMessage, upgrade: boolean, policy?: string): Admission {
+export function admitEmbedded (ctx: Pick<GatewayContext, 'config' | 'store' | 'routes'> & Pick<JudgeContext, 'unroutedPolicy'>, req: IncomingMessage, upgrade: boolean, policy?: string): Admission {
   const known = (req as AdmittedRequest)[kAdmission]
   if (known !== undefined) return known
   const kind = requestKind({ method: req.method!, headers: req.headers }, upgrade)

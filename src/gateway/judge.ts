@@ -32,6 +32,12 @@ export interface JudgeContext {
   config: Pick<Config, 'server'>
   store: { readonly snapshot: PolicySnapshot }
   routes: RouteTable
+  /**
+   * The policy that judges a request no route serves, refusing to judge (UnknownPolicyError)
+   * when it is missing. Unset: `default`, or else the first policy, which is safe only where
+   * such a request is answered 404 and never forwarded (the standalone gateway).
+   */
+  unroutedPolicy?: string
 }
 
 /** A preflight is an OPTIONS with `Origin` and `Access-Control-Request-Method` (Fetch §4.8). */
@@ -47,7 +53,8 @@ export function judgeRequest (ctx: JudgeContext, req: RequestFacts, kind: Reques
   const path = q < 0 ? req.url : req.url.slice(0, q)
   const host = singleHeader(req.headers.host)
   const route = ctx.routes.resolve(host, routingPath(path))
-  const policy = policyName === undefined ? policyFor(ctx.store.snapshot, route) : namedPolicy(ctx.store.snapshot, policyName)
+  const name = policyName ?? (route === undefined ? ctx.unroutedPolicy : undefined)
+  const policy = name === undefined ? policyFor(ctx.store.snapshot, route) : namedPolicy(ctx.store.snapshot, name)
   const origin = singleHeader(req.headers.origin)
   const now = policy.allow.nextExpiry === undefined && policy.deny.nextExpiry === undefined ? 0 : Date.now()
   const preflight = kind === 'preflight'

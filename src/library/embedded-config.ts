@@ -38,9 +38,11 @@ export function loadEmbeddedConfig ({ config, env = {}, choosesPolicy = false }:
     throw new ConfigError(OBJECT, ['config: must be a path to a YAML file or the object such a file holds'])
   }
   const problems = referencedFileProblems(loaded.config)
-  // Without routes or a policy chosen by the app, every request is judged by `default`.
-  if (loaded.config.routes.length === 0 && !choosesPolicy && !('default' in loaded.config.policies)) {
-    problems.push('policies: without routes (or a policy function) every request is judged by the "default" policy, which is not defined')
+  // A request no route covers (and no policy function names a policy for) is judged by
+  // `default`, never by another policy in its place; a route for `/` covers every request.
+  const coversAll = loaded.config.routes.some((r) => r.path === '/' && r.host === undefined)
+  if (!coversAll && !choosesPolicy && !('default' in loaded.config.policies)) {
+    problems.push('policies: requests no route covers are judged by the "default" policy, which is not defined (define it, add a route for "/", or choose the policy with a function)')
   }
   if (problems.length > 0) throw new ConfigError(loaded.file, problems)
   return loaded

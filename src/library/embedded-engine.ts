@@ -37,7 +37,8 @@ export async function createEmbeddedEngine (opts: EmbeddedEngineOptions, log: Lo
   const routes = new RouteTable(loaded.config.routes.map((r) => ({ ...r, upstream: r.upstream ?? r.upstreams?.[0] ?? '', upstreams: undefined })))
   const metrics = new GatewayMetrics({ defaultMetrics: false })
   const engine = await createEngine(loaded, logger, metrics, routes)
-  const context = { config: loaded.config, store: engine.store, routes }
+  // The app serves what no route covers, so such a request is judged by `default` or refused.
+  const context = { config: loaded.config, store: engine.store, routes, unroutedPolicy: 'default' }
   return {
     ...engine,
     metrics,

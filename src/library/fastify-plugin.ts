@@ -107,7 +107,8 @@ class EmbeddedPipeline {
     private readonly logRequests: boolean | 'denied',
     private readonly metrics: RequestMetrics
   ) {
-    this.context = { config: engine.loaded.config, store: engine.store, routes: engine.routes }
+    // The app serves what no route covers: such a request is judged by `default` or refused.
+    this.context = { config: engine.loaded.config, store: engine.store, routes: engine.routes, unroutedPolicy: 'default' }
   }
 
   onRequest (request: FastifyRequest, reply: FastifyReply, done: () => void): void {

@@ -108,7 +108,7 @@ t.test('a policy chosen by the app; a name that is not defined is a 500, never a
     options: {
       policy: (request) => {
         const tenant = request.headers['x-tenant']
-        return tenant === 'open' ? 'open' : tenant === 'typo' ? 'opne' : 'partners'
+        return tenant === 'open' ? 'open' : tenant === 'typo' ? 'opne' : tenant === 'none' ? undefined : 'partners'
       }
     }
   })
@@ -122,6 +122,11 @@ t.test('a policy chosen by the app; a name that is not defined is a 500, never a
   t.equal(typo.status, 500)
   t.same(corsHeaderNames(typo), [])
   t.equal(upstream.seen.length, seen, 'not forwarded')
+  // No name, no route: `default` would judge it, and there is none; never the first policy.
+  const unnamed = await send(`${gw.url}/x`, { headers: { origin: EVIL, 'x-tenant': 'none' } })
+  t.equal(unnamed.status, 500, 'a request no policy is named for is refused, not judged by "partners" or "open"')
+  t.same(corsHeaderNames(unnamed), [])
+  t.equal(upstream.seen.length, seen, 'not forwarded either')
   t.equal(gw.app.corsgate.explain({ origin: EVIL, policy: 'open' }).allowed, true, 'explain takes the policy name too')
 })
 
@@ -189,6 +194,8 @@ t.test('a bad config stops registration with every problem named by its field', 
     [{ policies: { default: { origins: ['https://*.com'] } } }, /policies\.default\.origins\[0\]/],
     [{ policies: { default: { origins: [ORIGIN], credentials: 'yes' } } }, /policies\.default\.credentials/],
     [{ policies: { api: { origins: [ORIGIN] } } }, /"default" policy, which is not defined/],
+    // Routes that leave paths uncovered: those requests are the app's, judged by `default`.
+    [{ policies: { open: { origins: ['*'], credentials: false }, strict: { origins: [ORIGIN] } }, routes: [{ path: '/api/', policy: 'strict' }] }, /"default" policy, which is not defined/],
     [{ policies: { default: {} }, routes: [{ path: '/x', policy: 'nope' }] }, /routes\[0\]\.policy: names policy "nope"/],
     [{ policies: { default: {} }, plugins: [{ name: '@fastify/helmet' }] }, /plugins: .*register plugins on your own Fastify app/],
     ['/nonexistent/corsgate.yaml', /cannot read the file/]
