@@ -31,6 +31,20 @@ t.test('the gate: clients take turns, and a full queue drops the newest of the l
   t.equal(gate.inFlight, 0)
 })
 
+t.test('the gate: among clients with one request waiting each, a newcomer is refused, not a waiter', async (t) => {
+  const gate = new UpstreamGate(1, 2)
+  const order: string[] = []
+  const refused: string[] = []
+  const ask = (client: string, id: string): string => gate.enter(() => client, () => { order.push(id) }, () => { refused.push(id) }).admitted
+  t.equal(ask('a', 'a0'), 'now')
+  t.same([ask('b', 'b1'), ask('c', 'c1')], ['queued', 'queued'])
+  t.same([ask('d', 'd1'), ask('e', 'e1')], ['full', 'full'], 'no queue is longer than the newcomer\'s would be')
+  t.same(refused, [], 'the requests that waited keep their places')
+  gate.leave()
+  gate.leave()
+  t.same(order, ['a0', 'b1', 'c1'])
+})
+
 t.test('the gate: one client alone is served first come, first served; a cancelled wait frees its place', async (t) => {
   const gate = new UpstreamGate(1, 2)
   const order: string[] = []

@@ -6,7 +6,8 @@
 // The wait is fair between clients (fair queuing, as a router shares a link): each client
 // address has its own queue, and a freed slot goes to the clients in turn, so one client's
 // burst of requests cannot make everyone else wait behind all of it. When the queue is full,
-// the client with the most requests waiting gives up its newest one (longest-queue drop), so a
+// the client with the most requests waiting gives up its newest one if that still leaves it
+// more than the newcomer's client (longest-queue drop); otherwise the newcomer is refused. So a
 // flood from one address fills the queue without keeping other clients out of it. Behind a
 // proxy that hides client addresses (no `trustProxy`) every request has one address, and this
 // is a plain first-come queue.
@@ -50,7 +51,9 @@ export class UpstreamGate {
     }
     if (this.maxPending === 0) return { admitted: 'full', cancel: noop }
     const key = client()
-    if (this.waiting >= this.maxPending && !this.dropFromLongest(this.queues.get(key)?.length ?? 0)) return { admitted: 'full', cancel: noop }
+    // Room is made only at the expense of a client that would still have more waiting than
+    // this one; among equals the newcomer is the one refused, never a request that waited.
+    if (this.waiting >= this.maxPending && !this.dropFromLongest((this.queues.get(key)?.length ?? 0) + 1)) return { admitted: 'full', cancel: noop }
     const waiter: Waiter = { client: key, grant, refuse }
     let queue = this.queues.get(key)
     if (queue === undefined) {
