@@ -8,6 +8,7 @@
 // need the plugin (`corsgate/fastify`).
 import type { FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
+import type { ObservedOrigins } from '../observe/observed-origins.js'
 import { createLogger } from '../logger.js'
 import type { SourceStatus } from '../admin/app.js'
 import type { GatewayMetrics } from '../admin/metrics.js'
@@ -56,6 +57,8 @@ export interface CorsgateDelegator {
   readonly metrics: GatewayMetrics
   readonly redis: Readonly<RedisSourceState> | undefined
   sources: () => Record<string, SourceStatus>
+  /** The observed-origin counts (undefined when `observe.enabled` is off). */
+  readonly observed: ObservedOrigins | undefined
   /** Stops the Redis source and the observed-origin flush; call it from the app's `onClose`. */
   close: () => Promise<void>
 }
@@ -86,7 +89,11 @@ export async function corsgateDelegator (opts: CorsgateDelegatorOptions): Promis
   const delegator = function (request: FastifyRequest, callback: (error: Error | null, options?: DelegatedCorsOptions) => void): void {
     let options: DelegatedCorsOptions
     try {
-      options = corsOptionsFor(engine.judge(request, false))
+      const state = engine.judge(request, false)
+      // Observed origins count here; request metrics do not: the status and the time are
+      // @fastify/cors's and the app's, which the delegator never sees.
+      engine.observed?.observer.record(state.policy.name, state.origin, state.decision.outcome, state.decision.reason, state.route?.label ?? 'none')
+      options = corsOptionsFor(state)
     } catch (err) {
       // A policy name the app chose that is not defined: an error, never another policy.
       callback(err as Error)
@@ -100,6 +107,7 @@ export async function corsgateDelegator (opts: CorsgateDelegatorOptions): Promis
     metrics: { value: engine.metrics },
     redis: { get: () => engine.redis?.state },
     sources: { value: engine.sources },
+    observed: { value: engine.observed },
     close: { value: engine.stop }
   })
   engine.start()

@@ -53,6 +53,14 @@ t.test('an allowed origin gets the policy\'s headers from @fastify/cors', async 
   t.equal(plain.one('access-control-allow-methods'), undefined, 'an OPTIONS that is not a preflight is not answered as one')
 })
 
+t.test('the delegator counts observed origins, allowed and refused', async (t) => {
+  const { url, delegator } = await startApp(t, { policies: { default: { origins: [ORIGIN] } } })
+  await send(`${url}/api`, { headers: { origin: ORIGIN } })
+  await send(`${url}/api`, { headers: { origin: 'https://evil.example' } })
+  const rows = [...(delegator.observed?.observer.table('default')?.rows.values() ?? [])]
+  t.same(rows.map((r) => [r.key, r.requests]).sort(), [['https://app.example.com', 1], ['https://evil.example', 1]])
+})
+
 t.test('a * policy answers *; "*" headers are echoed', async (t) => {
   const { url } = await startApp(t, { policies: { default: { origins: ['*'], credentials: false, allowHeaders: '*' } } })
   const pre = await send(`${url}/api`, { method: 'OPTIONS', headers: { origin: 'https://anyone.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'x-one,x-two' } })
