@@ -48,8 +48,8 @@ export async function buildAdmin (opts: AdminOptions): Promise<FastifyInstance> 
   const { config, store, metrics } = opts
   const app = Fastify({ loggerInstance: opts.logger.child({ server: 'admin' }) as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) })
 
-  if (opts.token !== undefined) {
-    const auth = new AdminAuth(opts.token, config.admin.auth?.openMetrics === true)
+  const auth = opts.token === undefined ? undefined : new AdminAuth(opts.token, config.admin.auth?.openMetrics === true)
+  if (auth !== undefined) {
     app.addHook('onRequest', async (request, reply) => {
       if (!auth.guards(request.url.split('?')[0]!) || auth.accepts(request.headers.authorization)) return
       // Basic too, so that a browser asks for the token (as the password) instead of showing a bare 401.
@@ -64,16 +64,19 @@ export async function buildAdmin (opts: AdminOptions): Promise<FastifyInstance> 
 
   app.get('/healthz', async () => ({ status: 'ok' }))
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', async (request, reply) => {
     const sources = opts.sources()
     const redisRequired = config.redis?.required === true
     const { ready } = readiness(config, sources, opts.isClosing())
+    // Open to probes even under admin.auth; the sources' detail (the Redis address, its last
+    // error) only with the token.
+    const detailed = auth === undefined || auth.accepts(request.headers.authorization)
     reply.code(ready ? 200 : 503)
     return {
       status: ready ? 'ready' : 'not_ready',
       config: 'loaded',
       closing: opts.isClosing(),
-      sources: Object.fromEntries(Object.entries(sources).map(([name, s]) => [name, { loaded: s.loaded, required: name === 'redis' && redisRequired, ...s.detail }]))
+      sources: Object.fromEntries(Object.entries(sources).map(([name, s]) => [name, { loaded: s.loaded, required: name === 'redis' && redisRequired, ...(detailed ? s.detail : {}) }]))
     }
   })
 

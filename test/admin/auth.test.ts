@@ -44,6 +44,17 @@ t.test('with admin.auth, every admin path but the probes needs the token', async
   t.notOk(gw.logs.some((l) => JSON.stringify(l).includes(TOKEN)), 'the token is in no log line')
 })
 
+t.test('with admin.auth, /readyz answers probes without the token but shows the sources\' detail only with it', async (t) => {
+  const gw = await startTestGateway({ admin: { auth: { tokenFile } }, redis: { url: 'redis://127.0.0.1:9' }, routes: [{ path: '/', upstream: 'http://127.0.0.1:9' }] })
+  t.teardown(gw.close)
+  const open = await send(`${gw.adminUrl}/readyz`)
+  t.equal(open.status, 200)
+  const redis = (open.json() as { sources: Record<string, Record<string, unknown>> }).sources.redis
+  t.same(Object.keys(redis ?? {}).sort(), ['loaded', 'required'], 'no Redis address or error for an unauthenticated caller')
+  const full = (await send(`${gw.adminUrl}/readyz`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { sources: Record<string, Record<string, unknown>> }
+  t.match(full.sources.redis, { target: /127\.0\.0\.1:9/ }, 'the detail with the token')
+})
+
 t.test('openMetrics leaves /metrics open, nothing else', async (t) => {
   const gw = await startTestGateway({ admin: { auth: { tokenFile, openMetrics: true } }, routes: [{ path: '/', upstream: 'http://127.0.0.1:9' }] })
   t.teardown(gw.close)

@@ -49,6 +49,11 @@ function showError (message) {
   $('connection').className = message === '' ? 'muted' : 'error'
 }
 
+/** Runs a page action; a failed fetch is shown in the header instead of lost. */
+function settle (promise) {
+  promise.catch((err) => showError(`admin server unreachable (${err.message})`))
+}
+
 // ---- tabs ------------------------------------------------------------------------------------
 
 const TABS = ['overview', 'live', 'observed', 'explain']
@@ -58,7 +63,7 @@ function showTab () {
   const tab = TABS.includes(wanted) ? wanted : 'overview'
   for (const name of TABS) $(name).hidden = name !== tab
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.tab === tab)
-  if (tab === 'observed') void loadObserved()
+  if (tab === 'observed') settle(loadObserved())
 }
 
 // ---- overview --------------------------------------------------------------------------------
@@ -330,13 +335,13 @@ function start () {
   })
   $('live-filters').addEventListener('input', renderLive)
   $('live-filters').addEventListener('submit', (e) => e.preventDefault())
-  $('observed-filters').addEventListener('submit', (e) => { e.preventDefault(); void loadObserved() })
-  $('observed-filters').elements.policy.addEventListener('change', () => { void loadObserved() })
-  $('diff-form').addEventListener('submit', (e) => { void runDiff(e) })
-  $('explain-form').addEventListener('submit', (e) => { void runExplain(e) })
-  void refreshOverview().then(showTab)
+  $('observed-filters').addEventListener('submit', (e) => { e.preventDefault(); settle(loadObserved()) })
+  $('observed-filters').elements.policy.addEventListener('change', () => { settle(loadObserved()) })
+  $('diff-form').addEventListener('submit', (e) => { settle(runDiff(e)) })
+  $('explain-form').addEventListener('submit', (e) => { settle(runExplain(e)) })
+  settle(refreshOverview().then(showTab))
   setInterval(refreshOverview, OVERVIEW_POLL_MS)
-  void pollLive()
+  settle(pollLive())
 }
 
 start()

@@ -203,8 +203,13 @@ async function flush (file: SpillFile): Promise<void> {
     while (file.pending.length > 0 && !file.closed) {
       const batch = file.pending
       file.pending = []
+      let length = 0
+      for (const chunk of batch) length += chunk.length
       const { bytesWritten } = await handle.writev(batch, file.flushed)
       file.flushed += bytesWritten
+      // Only a full disk or a file size limit writes short; what follows would land at the
+      // wrong offset, so the answer is failed rather than spliced.
+      if (bytesWritten < length) throw new Error(`answer buffer file: wrote ${bytesWritten} of ${length} bytes`)
     }
   } catch (error) {
     file.error = error as Error
