@@ -97,8 +97,9 @@ export async function sendHttps (url: string, ca: Buffer, req: TlsRequest = {}):
 /** An HTTP/2 session with node:http2, trusting `ca`. */
 export async function h2Session (url: string, ca: Buffer): Promise<ClientHttp2Session> {
   const session = h2connect(url, { ca })
+  // Connected, and the server's SETTINGS received (so remoteSettings are the server's).
   await new Promise<void>((resolve, reject) => {
-    session.once('connect', () => { resolve() })
+    session.once('remoteSettings', () => { resolve() })
     session.once('error', reject)
   })
   return session
