@@ -113,8 +113,18 @@ export async function sendH2 (session: ClientHttp2Session, path: string, req: Tl
     const chunks: Buffer[] = []
     stream.on('response', (h) => { head = h })
     stream.on('data', (c: Buffer) => chunks.push(c))
-    stream.on('end', () => { resolve({ status: Number(head?.[':status']), headers: flatten(head ?? {}), body: Buffer.concat(chunks).toString(), protocol: 'h2' }) })
+    let ended = false
+    stream.on('end', () => {
+      ended = true
+      if (head === undefined) {
+        reject(new Error(`stream ended without an answer (code ${stream.rstCode})`))
+        return
+      }
+      resolve({ status: Number(head?.[':status']), headers: flatten(head ?? {}), body: Buffer.concat(chunks).toString(), protocol: 'h2' })
+    })
     stream.on('error', reject)
+    // A session destroyed under it closes the stream without an error.
+    stream.on('close', () => { if (!ended) reject(new Error(`stream closed before its end (code ${stream.rstCode})`)) })
     if (req.body !== undefined) stream.end(req.body)
   })
 }
