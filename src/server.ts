@@ -7,6 +7,7 @@ import { referencedFileProblems } from './config/files.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { buildGateway } from './gateway/app.js'
+import type { CertificateSummary } from './gateway/certificates.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
 import { createObservedOrigins, type ObservedOrigins } from './observe/observed-origins.js'
 import { RouteTable } from './gateway/route-table.js'
@@ -142,6 +143,12 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
   const adminUrl = addressOf(admin, 'http')
   const certificates = gateway.publicServer.certificates
   const tls = certificates === undefined ? undefined : { http2: gateway.publicServer.http2, ...certificates.summary }
+  if (certificates !== undefined) {
+    const expiry = (notAfter: string): void => { metrics.tlsCertificateExpiry.set(Date.parse(notAfter) / 1000) }
+    expiry(certificates.summary.notAfter)
+    certificates.on('reloaded', (summary: CertificateSummary) => { metrics.tlsReloads.inc({ result: 'ok' }); expiry(summary.notAfter) })
+    certificates.on('rejected', () => { metrics.tlsReloads.inc({ result: 'rejected' }) })
+  }
   logger.info({ url, adminUrl, tls, routes: routes.routes.map((r) => `${r.label} → ${r.upstream}`), policies: [...store.snapshot.policies.keys()] }, 'corsgate listening')
 
   let closed: Promise<void> | undefined

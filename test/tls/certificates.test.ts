@@ -70,6 +70,9 @@ t.test('a rotated certificate is served to new connections; an open HTTP/2 sessi
   t.equal((await sendH2(open, '/after')).status, 200, 'the session opened before the rotation still serves')
   t.equal((open.socket as unknown as { getPeerCertificate: () => PeerCertificate }).getPeerCertificate().fingerprint256, fingerprint(a.cert), 'on the certificate it began with')
   t.match(gw.logs.find((l) => l.msg === 'TLS certificate reloaded'), { fingerprint256: fingerprint(b.cert) }, 'the reload is logged')
+  const metrics = await gw.metrics.registry.metrics()
+  t.match(metrics, /corsgate_tls_certificate_reloads_total\{result="ok"\} 1/, 'and counted')
+  t.match(metrics, new RegExp(`corsgate_tls_certificate_expiry_timestamp_seconds ${Date.parse(new X509Certificate(b.cert).validTo) / 1000}`), 'the expiry gauge follows the certificate in use')
 })
 
 t.test('a Kubernetes Secret volume update (the ..data symlink swapped) is picked up', async (t) => {
@@ -115,6 +118,7 @@ t.test('a bad new pair is logged and the old certificate kept', async (t) => {
   t.equal(await servedFingerprint(gw.url), fingerprint(a.cert), 'the old certificate is still served')
   t.equal((await sendHttps(`${gw.url}/still`, ca.ca)).status, 200, 'and new connections are served')
   t.match(gw.logs.find((l) => l.msg === 'new TLS certificate not loaded: keeping the one in use'), { level: 50, error: /key values mismatch|mismatch/i })
+  t.match(await gw.metrics.registry.metrics(), /corsgate_tls_certificate_reloads_total\{result="rejected"\} 1/, 'the rejection is counted')
 
   rejected = once(certificates, 'rejected')
   writeFileSync(join(live, 'tls.key'), '-----BEGIN PRIVATE KEY-----\nhalf-written\n')
