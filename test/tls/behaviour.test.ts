@@ -229,3 +229,40 @@ t.test('a body over bodyLimit is refused with 413 over HTTP/2 too', async (t) =>
   // The session still serves.
   t.equal((await sendH2(session, '/after', { headers: { origin: APP } })).status, 200)
 })
+
+t.test('through Fastify (a plugin watching the route) over HTTP/2: hooks run, answers carry the CORS headers', async (t) => {
+  const { certFile, keyFile } = ca.issue('plugin')
+  const plugin = {
+    name: 'test-plugin',
+    plugin: async (app: { addHook: (name: string, fn: (...args: any[]) => unknown) => void }) => {
+      app.addHook('onRequest', async (request: { url: string }, reply: { code: (n: number) => { send: (b: unknown) => void } }) => {
+        if (request.url.startsWith('/secret')) reply.code(401).send({ error: 'unauthorized' })
+      })
+      app.addHook('onSend', async (_request: unknown, reply: { header: (n: string, v: string) => void }, payload: unknown) => {
+        reply.header('x-plugin', 'seen')
+        return payload
+      })
+    }
+  }
+  const viaFastify = await startTestGateway({ server: { tls: { certFile, keyFile } }, policies: { default: { origins: [APP] } }, routes: [{ path: '/', upstream: upstream.url }] }, {}, { plugins: [plugin as never] })
+  t.teardown(async () => { await viaFastify.close() })
+  const session = await h2Session(viaFastify.url, ca.ca)
+  t.teardown(() => { session.close() })
+  const ok = await sendH2(session, '/via-fastify', { headers: { origin: APP } })
+  t.equal(ok.status, 200)
+  t.equal(ok.headers['x-plugin'], 'seen', 'the plugin\'s onSend ran')
+  t.equal(ok.headers['access-control-allow-origin'], APP)
+  t.equal(ok.headers.vary, 'Accept-Encoding, Origin')
+  t.notOk('access-control-allow-methods' in ok.headers, 'the upstream\'s CORS header is stripped')
+  t.match(JSON.parse(ok.body), { url: '/via-fastify' })
+  const post = await sendH2(session, '/via-fastify-post', { method: 'POST', headers: { origin: APP, 'content-type': 'application/json' }, body: '{"a":1}' })
+  t.match(JSON.parse(post.body), { method: 'POST', bodyLength: 7 }, 'a body without Content-Length is forwarded through Fastify too')
+  const refused = await sendH2(session, '/secret', { headers: { origin: APP } })
+  t.equal(refused.status, 401)
+  t.equal(refused.headers['access-control-allow-origin'], APP, 'the plugin\'s own answer carries the CORS headers')
+  const denied = await sendH2(session, '/via-fastify', { headers: { origin: EVIL } })
+  t.equal(denied.status, 403, 'a denied origin never reaches the plugin')
+  t.notOk('x-plugin' in denied.headers)
+  const h1 = await sendHttps(`${viaFastify.url}/via-fastify`, ca.ca, { headers: { origin: APP } })
+  t.same(comparable(h1), comparable(ok), 'HTTP/1.1 over TLS gets the same answer')
+})
