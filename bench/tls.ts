@@ -122,19 +122,28 @@ async function main (): Promise<void> {
   const upstreamPort = nextPort++
   const upstream = launch('upstream', process.execPath, [join(BENCH, 'targets', 'upstream.mjs')], { PORT: String(upstreamPort) })
 
+  const corsgateConfig = (file: string, port: number, tls: boolean): string => {
+    writeFileSync(file, stringify({
+      server: { host: '127.0.0.1', port, ...(tls ? { tls: { certFile, keyFile } } : {}) },
+      admin: { host: '127.0.0.1', port: nextPort++ },
+      log: { level: 'warn' },
+      observe: { enabled: false },
+      policies: { default: { origins: list.all, credentials: true, maxAge: 600 } },
+      routes: [{ path: '/', upstream: `http://127.0.0.1:${upstreamPort}` }]
+    }))
+    return file
+  }
   const cgPort = nextPort++
-  const cgConfig = join(tmp, 'corsgate.yaml')
-  writeFileSync(cgConfig, stringify({
-    server: { host: '127.0.0.1', port: cgPort, tls: { certFile, keyFile } },
-    admin: { host: '127.0.0.1', port: nextPort++ },
-    log: { level: 'warn' },
-    observe: { enabled: false },
-    policies: { default: { origins: list.all, credentials: true, maxAge: 600 } },
-    routes: [{ path: '/', upstream: `http://127.0.0.1:${upstreamPort}` }]
-  }))
+  const cgConfig = corsgateConfig(join(tmp, 'corsgate.yaml'), cgPort, true)
   const cgChild = launch('corsgate', process.execPath, [join(ROOT, 'dist', 'cli.js'), 'start', '--config', cgConfig], { CORSGATE_LOG_LEVEL: 'warn' })
   const corsgate: Target = { name: 'corsgate', url: `https://127.0.0.1:${cgPort}`, pids: () => [cgChild.pid!, ...childPids(cgChild.pid!)], stop: async () => { await stop(cgChild) } }
   await waitFor(corsgate.url, cgChild, 'corsgate')
+  // The same corsgate without TLS: what TLS itself costs, measured in the same run.
+  const plainPort = nextPort++
+  const plainConfig = corsgateConfig(join(tmp, 'corsgate-plain.yaml'), plainPort, false)
+  const plainChild = launch('corsgate-plain', process.execPath, [join(ROOT, 'dist', 'cli.js'), 'start', '--config', plainConfig], { CORSGATE_LOG_LEVEL: 'warn' })
+  const corsgatePlain: Target = { name: 'corsgate', url: `http://127.0.0.1:${plainPort}`, pids: () => [plainChild.pid!], stop: async () => { await stop(plainChild) } }
+  await waitFor(corsgatePlain.url, plainChild, 'corsgate-plain')
 
   const ngPort = nextPort++
   const prefix = mkdtempSync(join(tmp, 'nginx-'))
@@ -146,15 +155,17 @@ async function main (): Promise<void> {
   const listen = modern
     ? `listen 127.0.0.1:${ngPort} ssl reuseport backlog=4096;\n    http2 on;`
     : `listen 127.0.0.1:${ngPort} ssl http2 reuseport backlog=4096;`
+  const ngPlainPort = nextPort++
   const conf = readFileSync(join(BENCH, 'nginx.conf.template'), 'utf8')
     .replaceAll('{{WORKERS}}', '1')
-    .replace('listen 127.0.0.1:{{PORT}} reuseport backlog=4096;', `${listen}\n    ssl_certificate ${certFile};\n    ssl_certificate_key ${keyFile};\n    ssl_protocols TLSv1.2 TLSv1.3;`)
+    .replace('listen 127.0.0.1:{{PORT}} reuseport backlog=4096;', `${listen}\n    listen 127.0.0.1:${ngPlainPort} reuseport backlog=4096;\n    ssl_certificate ${certFile};\n    ssl_certificate_key ${keyFile};\n    ssl_protocols TLSv1.2 TLSv1.3;`)
     .replaceAll('{{UPSTREAM_PORT}}', String(upstreamPort))
     .replaceAll('{{WHITELIST_FILE}}', join(prefix, 'whitelist.map'))
   writeFileSync(join(prefix, 'nginx.conf'), conf)
   const ngChild = launch('nginx', 'nginx', ['-c', join(prefix, 'nginx.conf'), '-p', prefix, '-g', 'daemon off;'])
   const nginx: Target = { name: 'nginx', url: `https://127.0.0.1:${ngPort}`, pids: () => [ngChild.pid!, ...childPids(ngChild.pid!)], stop: async () => { await stop(ngChild, 'SIGQUIT') } }
   await waitFor(nginx.url, ngChild, 'nginx')
+  const nginxPlain: Target = { ...nginx, url: `http://127.0.0.1:${ngPlainPort}` }
 
   const origin = list.allowedProbes[0]!
   const scenarios = [
@@ -163,11 +174,12 @@ async function main (): Promise<void> {
   ]
   const results: Array<{ scenario: string, protocol: string, target: string, rps: number, cpuUs: number, ok: number, failed: number }> = []
   for (const s of scenarios) {
-    for (const protocol of ['h1', 'h2'] as const) {
+    for (const protocol of ['plain', 'h1', 'h2'] as const) {
       const runs: Record<string, Load[]> = { corsgate: [], nginx: [] }
+      const pair = protocol === 'plain' ? [corsgatePlain, nginxPlain] : [corsgate, nginx]
       for (let round = 0; round < ROUNDS; round++) {
-        const order = round % 2 === 0 ? [corsgate, nginx] : [nginx, corsgate]
-        for (const target of order) runs[target.name]!.push(h2load(target, s.path, protocol, s.headers))
+        const order = round % 2 === 0 ? pair : [...pair].reverse()
+        for (const target of order) runs[target.name]!.push(h2load(target, s.path, protocol === 'h2' ? 'h2' : 'h1', s.headers))
       }
       for (const [target, loads] of Object.entries(runs)) {
         results.push({ scenario: s.id, protocol, target, rps: median(loads.map((l) => l.rps)), cpuUs: median(loads.map((l) => l.cpuUs)), ok: loads.reduce((n, l) => n + l.ok, 0), failed: loads.reduce((n, l) => n + l.failed, 0) })
@@ -178,6 +190,7 @@ async function main (): Promise<void> {
     }
   }
   await corsgate.stop()
+  await corsgatePlain.stop()
   await nginx.stop()
   await stop(upstream)
 
@@ -187,10 +200,10 @@ async function main (): Promise<void> {
   lines.push(`Load: \`h2load -c${CONNECTIONS} -D${DURATION_S} --warm-up-time=1\` (HTTP/2: \`-m${STREAMS}\` streams per connection; HTTP/1.1: \`--h1\`), ${ROUNDS} alternating rounds per target, medians. corsgate: \`node dist/cli.js start\` with \`server.tls\` (one process, log level warn, observe off); nginx: \`bench/nginx.conf.template\` with the same certificate (ECDSA P-256) and HTTP/2 (\`listen … ssl http2\` on nginx before 1.25.1, \`http2 on\` after), \`worker_processes 1\`. Same 10-entry policy, same upstream (\`bench/targets/upstream.mjs\`). CPU: user + system time of each target's own processes per request.`, '')
   lines.push('| scenario | protocol | corsgate req/s | nginx req/s | corsgate / nginx | corsgate CPU µs/req | nginx CPU µs/req | failed (corsgate / nginx) |', '|---|---|---|---|---|---|---|---|')
   for (const s of scenarios) {
-    for (const protocol of ['h1', 'h2']) {
+    for (const protocol of ['plain', 'h1', 'h2']) {
       const cg = results.find((r) => r.scenario === s.id && r.protocol === protocol && r.target === 'corsgate')!
       const ng = results.find((r) => r.scenario === s.id && r.protocol === protocol && r.target === 'nginx')!
-      lines.push(`| ${s.title} | ${protocol === 'h1' ? 'HTTP/1.1 over TLS' : 'HTTP/2'} | ${cg.rps.toFixed(0)} | ${ng.rps.toFixed(0)} | ${(cg.rps / ng.rps).toFixed(2)}× | ${cg.cpuUs.toFixed(1)} | ${ng.cpuUs.toFixed(1)} | ${cg.failed} / ${ng.failed} |`)
+      lines.push(`| ${s.title} | ${protocol === 'plain' ? 'HTTP/1.1, no TLS (reference)' : protocol === 'h1' ? 'HTTP/1.1 over TLS' : 'HTTP/2'} | ${cg.rps.toFixed(0)} | ${ng.rps.toFixed(0)} | ${(cg.rps / ng.rps).toFixed(2)}× | ${cg.cpuUs.toFixed(1)} | ${ng.cpuUs.toFixed(1)} | ${cg.failed} / ${ng.failed} |`)
     }
   }
   const section = lines.join('\n') + '\n'
