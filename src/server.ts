@@ -7,6 +7,7 @@ import { GatewayMetrics } from './admin/metrics.js'
 import { referencedFileProblems } from './config/files.js'
 import { ConfigError, type LoadedConfig } from './config/load.js'
 import { buildGateway } from './gateway/app.js'
+import type { CertificateSummary } from './gateway/certificates.js'
 import { DecisionLog } from './gateway/decision-log.js'
 import { loadPlugins, type GatewayPlugin } from './gateway/plugins.js'
 import type { ObservedOrigins } from './observe/observed-origins.js'
@@ -106,9 +107,17 @@ export async function startGateway ({ loaded, logger = createLogger(loaded.confi
     })
     configFile.start()
   }
-  const url = addressOf(gateway)
-  const adminUrl = addressOf(admin)
-  logger.info({ url, adminUrl, routes: routes.routes.map((r) => `${r.label} → ${r.upstream}`), policies: [...store.snapshot.policies.keys()] }, 'corsgate listening')
+  const url = addressOf(gateway, gateway.publicServer.certificates === undefined ? 'http' : 'https')
+  const adminUrl = addressOf(admin, 'http')
+  const certificates = gateway.publicServer.certificates
+  const tls = certificates === undefined ? undefined : { http2: gateway.publicServer.http2, ...certificates.summary }
+  if (certificates !== undefined) {
+    const expiry = (notAfter: string): void => { metrics.tlsCertificateExpiry.set(Date.parse(notAfter) / 1000) }
+    expiry(certificates.summary.notAfter)
+    certificates.on('reloaded', (summary: CertificateSummary) => { metrics.tlsReloads.inc({ result: 'ok' }); expiry(summary.notAfter) })
+    certificates.on('rejected', () => { metrics.tlsReloads.inc({ result: 'rejected' }) })
+  }
+  logger.info({ url, adminUrl, tls, routes: routes.routes.map((r) => `${r.label} → ${r.upstream}`), policies: [...store.snapshot.policies.keys()] }, 'corsgate listening')
 
   let closed: Promise<void> | undefined
   const close = async (): Promise<void> => {
@@ -137,15 +146,15 @@ async function drain (gateway: FastifyInstance, deadlineMs: number, logger: Logg
   const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, deadlineMs, true) })
   if (await Promise.race([closed.then(() => false), timedOut])) {
     logger.warn({ deadlineMs }, 'drain deadline reached: closing the connections still open')
-    gateway.server.closeAllConnections()
+    gateway.publicServer.closeAllConnections()
   }
   clearTimeout(timer)
   await closed
 }
 
-function addressOf (app: FastifyInstance): string {
+function addressOf (app: FastifyInstance, scheme: 'http' | 'https'): string {
   const address = app.server.address()
   if (address === null || typeof address === 'string') return String(address)
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`
+  return `${scheme}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`
 }

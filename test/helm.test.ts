@@ -117,7 +117,8 @@ function chartChecks (helm: string): void {
       ['policies.*', props(values.definitions.policy), keysOf(policySchema)],
       ['routes[]', props(values.definitions.route), keysOf(routeSchema)],
       // host and port come from containerPorts; the URL from a Secret.
-      ['server', props(values.properties.server), keysOf(shape.server).filter((k) => k !== 'host' && k !== 'port')],
+      // tls comes from the chart's own `tls` values (the Secret mounted at a fixed path).
+      ['server', props(values.properties.server), keysOf(shape.server).filter((k) => k !== 'host' && k !== 'port' && k !== 'tls')],
       ['redis', props(values.properties.redis).filter((k) => k !== 'existingSecret' && k !== 'existingSecretKey'), keysOf(shape.redis)],
       ['websocket', props(values.properties.websocket), keysOf(shape.websocket)],
       ['observe', props(values.properties.observe), keysOf(shape.observe)],
@@ -454,6 +455,47 @@ function chartChecks (helm: string): void {
     const sidecarRules = find(sidecar.objects, 'PrometheusRule')?.spec.groups[0].rules as Array<{ alert: string, expr: string }>
     t.notOk(sidecarRules.some((r) => r.alert === 'CorsgateNoReadyReplicas'), 'sidecar: no Deployment of its own to watch')
     t.ok(sidecarRules.every((r) => r.expr.includes('job="shop"')), 'prometheusRule.selector replaces the default matchers')
+  })
+
+  t.test('TLS from an existing Secret: mounted as a directory, config pointing at it, Service port https', async (t) => {
+    const plain = render([])
+    t.equal(find(plain.objects, 'Service', 'rel-corsgate')?.spec.ports[0].name, 'http', 'no TLS: the port is http')
+    t.equal(configOf(plain.objects).server.tls, undefined)
+    t.notOk(find(plain.objects, 'Deployment')?.spec.template.spec.volumes.some((v: any) => v.name === 'corsgate-tls'), 'no TLS: no certificate volume')
+
+    const rendered = render(['--set', 'tls.existingSecret=web-tls'])
+    t.equal(rendered.status, 0, rendered.stderr)
+    const service = find(rendered.objects, 'Service', 'rel-corsgate')
+    t.match(service?.spec.ports, [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP', appProtocol: 'https' }])
+    t.equal(service?.spec.ports.length, 1)
+    const c = container(rendered.objects)
+    t.match(c.ports, [{ name: 'https', containerPort: 8080 }, { name: 'admin', containerPort: 9090 }])
+    const mount = c.volumeMounts.find((m: any) => m.name === 'corsgate-tls')
+    t.match(mount, { mountPath: '/etc/corsgate-tls', readOnly: true })
+    t.equal(mount.subPath, undefined, 'no subPath: Secret updates reach the pod')
+    const volume = find(rendered.objects, 'Deployment')?.spec.template.spec.volumes.find((v: any) => v.name === 'corsgate-tls')
+    t.match(volume, { secret: { secretName: 'web-tls' } })
+    t.same(configOf(rendered.objects).server.tls, { certFile: '/etc/corsgate-tls/tls.crt', keyFile: '/etc/corsgate-tls/tls.key', http2: true, minVersion: 'TLSv1.2', requestCert: false })
+    t.match(find(rendered.objects, 'Pod')?.spec.containers[0].args[0], /https:\/\/rel-corsgate:443/, 'helm test reaches the https port')
+
+    const mtls = render(['--set', 'tls.existingSecret=web-tls', '--set', 'tls.requestCert=true', '--set', 'tls.minVersion=TLSv1.3', '--set', 'tls.http2=false'])
+    t.same(configOf(mtls.objects).server.tls, { certFile: '/etc/corsgate-tls/tls.crt', keyFile: '/etc/corsgate-tls/tls.key', caFile: '/etc/corsgate-tls/ca.crt', http2: false, minVersion: 'TLSv1.3', requestCert: true })
+    const bad = render(['--set', 'tls.existingSecret=web-tls', '--set', 'tls.minVersion=TLSv1.1'])
+    t.not(bad.status, 0, 'an old TLS version is refused by the values schema')
+    t.match(bad.stderr, /minVersion/)
+
+    // The rendered config, with the Secret's files where the mount puts them, starts checks.
+    const dir = mkdtempSync(join(tmpdir(), 'corsgate-helm-tls-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const pem = (args: string[]): void => { spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' }) }
+    pem(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tls.key', '-out', 'tls.crt', '-subj', '/CN=app.example.com', '-days', '1'])
+    cpSync(join(dir, 'tls.crt'), join(dir, 'ca.crt'))
+    for (const [name, r] of [['tls', rendered], ['mtls', mtls]] as const) {
+      const text = (find(r.objects, 'ConfigMap')?.data?.['config.yaml'] ?? '').replaceAll('/etc/corsgate-tls/', `${dir}/`)
+      const file = join(dir, `${name}.yaml`)
+      writeFileSync(file, text)
+      t.doesNotThrow(() => loadConfig(file, {}), `${name}: the rendered config loads with the Secret's files`)
+    }
   })
 
   t.test('the rendered config passes `corsgate validate`', async (t) => {

@@ -92,6 +92,8 @@ export class GatewayMetrics {
   readonly bufferedToFile: Counter<'direction'>
   readonly shieldRefusals: Counter<'route' | 'reason'>
   readonly observedDropped: Counter<'policy' | 'row'>
+  readonly tlsReloads: Counter<'result'>
+  readonly tlsCertificateExpiry: Gauge
   /** The observer's drop counts, read at scrape time (see `countObservedDrops`). */
   private observedDrops: (() => Iterable<{ policy: string, row: string, requests: number }>) | undefined
   /** route → kind → totals (bounded: routes × kinds, and decisions × reasons within). */
@@ -129,6 +131,8 @@ export class GatewayMetrics {
     this.slowClients = new Counter({ name: 'corsgate_slow_clients_cut_total', help: 'Clients cut for sending their body (request) or reading the answer (response) below the data-rate floor', labelNames: ['direction'], registers })
     this.bufferedToFile = new Counter({ name: 'corsgate_buffered_to_file_total', help: 'Request bodies and answers that outgrew the memory buffer and went to a temporary file', labelNames: ['direction'], registers })
     this.shieldRefusals = new Counter({ name: 'corsgate_backend_protection_refusals_total', help: 'Requests refused to protect the upstream: queue_full (503), client_in_flight (429), client_connections (connection closed)', labelNames: ['route', 'reason'], registers })
+    this.tlsReloads = new Counter({ name: 'corsgate_tls_certificate_reloads_total', help: 'Public port certificate reloads by result: ok (in use), rejected (did not load; the old one kept)', labelNames: ['result'], registers })
+    this.tlsCertificateExpiry = new Gauge({ name: 'corsgate_tls_certificate_expiry_timestamp_seconds', help: 'Unix time at which the public port\'s certificate in use expires (notAfter)', registers })
     const drops = (): Iterable<{ policy: string, row: string, requests: number }> => this.observedDrops?.() ?? []
     this.observedDropped = new Counter({
       name: 'corsgate_observed_dropped_total',

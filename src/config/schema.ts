@@ -119,6 +119,23 @@ export const adminAuthSchema = z.strictObject({
   // Leave /metrics open to scrapers that cannot send a token.
   openMetrics: z.boolean().default(false)
 }).refine((a) => (a.tokenFile === undefined) !== (a.tokenEnv === undefined), 'needs exactly one of "tokenFile" and "tokenEnv"')
+// The public port's certificate (PEM files, reloaded when they change), the client CA for
+// mutual TLS, and HTTP/2 offered by ALPN next to HTTP/1.1.
+export const tlsSchema = z.strictObject({
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  caFile: z.string().min(1).optional(),
+  // Ask clients for a certificate signed by caFile, and refuse those without one.
+  requestCert: z.boolean().default(false),
+  http2: z.boolean().default(true),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  // Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS);
+  // Envoy and nginx use 100 and 128.
+  maxConcurrentStreams: z.number().int().min(1).max(10_000).default(100),
+  // Memory one HTTP/2 connection may hold in nghttp2 (header tables, queued frames), in MB;
+  // past it new streams are refused. Node's default.
+  maxSessionMemoryMb: z.number().int().min(1).max(1024).default(10)
+}).refine((t) => !t.requestCert || t.caFile !== undefined, { path: ['caFile'], message: 'is required with requestCert: true (the CA that signs client certificates)' })
 
 export const configSchema = z.strictObject({
   server: z.strictObject({
@@ -165,7 +182,9 @@ export const configSchema = z.strictObject({
     }).prefault({}),
     // Processes serving the public port (node:cluster; admin of worker i on admin.port + i).
     // 1 = a single process, as in a container; see docs/operating.md "Workers".
-    workers: z.number().int().min(1).max(256).default(1)
+    workers: z.number().int().min(1).max(256).default(1),
+    // TLS on the public port (docs/configuration.md "TLS and HTTP/2"): plain HTTP without it.
+    tls: tlsSchema.optional()
   }).refine((s) => s.requestTimeoutMs === 0 || s.headersTimeoutMs <= s.requestTimeoutMs, {
     // Node refuses to start otherwise; say so at load, naming the field.
     path: ['headersTimeoutMs'], message: 'must not exceed server.requestTimeoutMs'
@@ -233,3 +252,4 @@ export type WebsocketConfig = z.infer<typeof websocketSchema>
 export type RedisConfig = NonNullable<Config['redis']>
 export type ObserveConfig = z.infer<typeof observeSchema>
 export type AdminAuthConfig = z.infer<typeof adminAuthSchema>
+export type TlsConfig = z.infer<typeof tlsSchema>

@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js'
 import { denialAnswer, errorAnswer, preflightAnswer, type AnswerPlan } from './answers.js'
 import type { GatewayContext } from './context.js'
 import {
-  BadPathError, DuplicateHostError, NoRouteError, PayloadTooLargeError, ShuttingDownError,
+  AuthorityMismatchError, BadPathError, DuplicateHostError, NoRouteError, PayloadTooLargeError, ShuttingDownError,
   TooManyHeadersError, UndecodablePathError, UpgradeRefusedError
 } from './errors.js'
 import { isEncrypted } from './forwarded.js'
@@ -34,6 +34,7 @@ type AdmittedRequest = IncomingMessage & { [kAdmission]?: Admission }
 export function admit (ctx: Pick<GatewayContext, 'config' | 'store' | 'routes' | 'isClosing'>, req: IncomingMessage, upgrade: boolean): Admission {
   const known = (req as AdmittedRequest)[kAdmission]
   if (known !== undefined) return known
+  if (req.httpVersionMajor === 2) authorityAsHost(req)
   const kind = requestKind({ method: req.method!, headers: req.headers }, upgrade)
   const state = judgeRequest(ctx, { method: req.method!, url: req.url!, headers: req.headers, encrypted: isEncrypted(req) }, kind)
   const admission: Admission = { state, answer: ctx.isClosing() ? errorAnswer(new ShuttingDownError(), state) : corsgateAnswer(ctx.config, req, state, true) }
@@ -54,6 +55,16 @@ export function admitEmbedded (ctx: Pick<GatewayContext, 'config' | 'store' | 'r
   const admission: Admission = { state, answer: corsgateAnswer(ctx.config, req, state, false) }
   ;(req as AdmittedRequest)[kAdmission] = admission
   return admission
+}
+
+/**
+ * An HTTP/2 request names its host in `:authority` (RFC 9113 §8.3.1), which a client may send
+ * instead of `Host`: it becomes the `Host` that routes, judges same-origin and is forwarded.
+ * A request with both, disagreeing, is refused in the head checks.
+ */
+function authorityAsHost (req: IncomingMessage): void {
+  const authority = req.headers[':authority']
+  if (req.headers.host === undefined && typeof authority === 'string') req.headers.host = authority
 }
 
 /** The admission already made for `req`, if any. */
@@ -104,11 +115,24 @@ function upgradeAnswer (req: IncomingMessage, state: Judgement, proxied: boolean
  * chosen by Host, and Node silently keeps only the first one).
  */
 export function requestHeadError (rawHeaders: readonly string[], config: Pick<Config, 'server'>): Error | undefined {
-  if (rawHeaders.length / 2 > config.server.maxHeadersCount) return new TooManyHeadersError(String(config.server.maxHeadersCount))
   let hosts = 0
+  let pseudo = 0
+  let host: string | undefined
+  let authority: string | undefined
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return new DuplicateHostError()
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (++hosts > 1) return new DuplicateHostError()
+      host = rawHeaders[i + 1]
+    } else if (name.charCodeAt(0) === 0x3a) {
+      // HTTP/2 pseudo-headers are the request line, not header lines.
+      pseudo++
+      if (name === ':authority') authority = rawHeaders[i + 1]
+    }
   }
+  if ((rawHeaders.length / 2) - pseudo > config.server.maxHeadersCount) return new TooManyHeadersError(String(config.server.maxHeadersCount))
+  // RFC 9113 §8.3.1: `Host` and `:authority` must name the same host, or the route and the
+  // upstream's idea of it could differ.
+  if (host !== undefined && authority !== undefined && host.toLowerCase() !== authority.toLowerCase()) return new AuthorityMismatchError()
   return undefined
 }

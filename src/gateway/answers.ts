@@ -88,9 +88,20 @@ export function writeAnswer (res: ServerResponse, plan: AnswerPlan, close: boole
   // A plan is made for one answer, so its headers are written as they are.
   const headers: OutgoingHttpHeaders = plan.headers
   if (plan.body !== '' || headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(plan.body)
-  if (close) headers.connection = 'close'
-  res.writeHead(plan.status, STATUS_CODES[plan.status], headers)
+  // HTTP/2 has neither reason phrases nor `Connection` (RFC 9113 §8.2.2, §8.3.2): a stream
+  // ends by itself, and shutdown is a GOAWAY for the whole connection.
+  if (isHttp2(res)) {
+    res.writeHead(plan.status, headers)
+  } else {
+    if (close) headers.connection = 'close'
+    res.writeHead(plan.status, STATUS_CODES[plan.status], headers)
+  }
   res.end(plan.body)
+}
+
+/** True for the response to an HTTP/2 request (Node's compatibility `Http2ServerResponse`, which has a `stream`). */
+export function isHttp2 (res: ServerResponse): boolean {
+  return 'stream' in res
 }
 
 /** Writes a plan as a whole HTTP/1.1 response on a socket that never became a websocket, then closes it. */

@@ -25,13 +25,14 @@ import { HeadersTooLargeError, MalformedRequestError, NoRouteError, RequestTimeo
 import { Forwarder, RawSink, ReplySink } from './forward.js'
 import type { Judgement } from './judge.js'
 import { registerPlugins, type GatewayPlugin } from './plugins.js'
+import { PublicServer } from './public-server.js'
 import { directRequestId, recordRequest } from './request-log.js'
 import type { Route } from './route-table.js'
 import { ClientLimits } from './shield/client-limits.js'
 import { UpstreamRules } from './upstream-request.js'
 import { Handshakes } from './websocket/handshake.js'
 import { CLOSE_GOING_AWAY, TunnelSet } from './websocket/tunnel.js'
-import { createServer, ServerResponse as NodeServerResponse } from '../node-http.js'
+import { ServerResponse as NodeServerResponse } from '../node-http.js'
 
 export interface GatewayOptions extends GatewayContext {
   /** Fastify plugins (from the config's `plugins:` or from code), registered in order. */
@@ -48,6 +49,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The websockets open through the gateway (closed with 1001 on close). */
     websockets: TunnelSet
+    /** The public port's server: HTTP/2 sessions, TLS certificates, closing connections at the drain deadline. */
+    publicServer: PublicServer
   }
 }
 
@@ -72,28 +75,6 @@ function fastifyOptions (config: Config, logger: FastifyBaseLogger): FastifyServ
     },
     routerOptions: { maxParamLength: 2048 }
   }
-}
-
-/** The HTTP server of the public port, with its limits set on purpose (docs "Hardening"). */
-function createPublicServer (config: Config): Server {
-  const s = config.server
-  const server = createServer({
-    maxHeaderSize: s.maxHeaderSize,
-    headersTimeout: s.headersTimeoutMs,
-    requestTimeout: s.requestTimeoutMs,
-    keepAliveTimeout: s.keepAliveTimeoutMs,
-    // Node checks both timeouts on this interval (default 30 s), so it bounds how late a
-    // slowloris connection is cut.
-    connectionsCheckingInterval: s.connectionsCheckingIntervalMs
-  })
-  server.keepAliveTimeout = s.keepAliveTimeoutMs
-  server.requestTimeout = s.requestTimeoutMs
-  if (s.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = s.maxRequestsPerSocket
-  // Node stops reading header lines at maxHeadersCount and drops the rest silently; one more
-  // than the limit lets admission see that the limit was passed and answer 431.
-  server.maxHeadersCount = s.maxHeadersCount + 1
-  if (s.maxConnections > 0) server.maxConnections = s.maxConnections
-  return server
 }
 
 const CLIENT_ERRORS: Record<string, () => AnswerableError> = {
@@ -221,7 +202,7 @@ class Pipeline {
   }
 
   private record (req: IncomingMessage, state: Judgement, status: number, started: number, upstream?: string): void {
-    recordRequest(this.ctx, this.logRequests, state, this.logRequests ? directRequestId() : '', req.method, status, performance.now() - started, upstream)
+    recordRequest(this.ctx, this.logRequests, state, this.logRequests ? directRequestId() : '', req, status, performance.now() - started, upstream)
   }
 
   /** First hook of every request that reaches Fastify: admission (kept from the server event, or made now). */
@@ -235,7 +216,7 @@ class Pipeline {
   /** Every answer that goes out through Fastify — the upstream's, a plugin's, an error — gets the CORS headers. */
   onSend (request: FastifyRequest, reply: FastifyReply): void {
     const raw = request.raw as PipelineRequest
-    if (this.ctx.isClosing() || raw[kUpgrade] !== undefined) reply.header('connection', 'close')
+    if ((this.ctx.isClosing() && raw.httpVersionMajor !== 2) || raw[kUpgrade] !== undefined) reply.header('connection', 'close')
     const state = request.corsgate
     if (state === null || raw[kOwnAnswer] === true) return
     const headers: Record<string, string | string[] | number | undefined> = { vary: reply.getHeader('vary') as string | undefined }
@@ -246,7 +227,7 @@ class Pipeline {
   onResponse (request: FastifyRequest, reply: FastifyReply): void {
     const state = request.corsgate
     if (state === null || (request.raw as PipelineRequest)[kRecorded] === true) return
-    recordRequest(this.ctx, this.logRequests, state, request.id, request.raw.method, reply.statusCode, reply.elapsedTime)
+    recordRequest(this.ctx, this.logRequests, state, request.id, request.raw, reply.statusCode, reply.elapsedTime)
   }
 }
 
@@ -282,11 +263,15 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
   const clients = new ClientLimits(perClient.maxConnections, perClient.maxInFlight, trustProxy, (reason) => { opts.metrics.shieldRefusals.inc({ route: 'none', reason }) })
   const pipeline = new Pipeline(opts, new Forwarder(opts, rules, agent), new Handshakes(opts, rules, tunnels), clients)
 
+  let publicServer: PublicServer | undefined
   const app: FastifyInstance = Fastify({
     ...fastifyOptions(config, opts.logger as unknown as FastifyBaseLogger),
     serverFactory: (handler) => {
-      const server = createPublicServer(config)
+      publicServer = PublicServer.create(config, opts.logger)
+      const server = publicServer.server
       clients.attach(server)
+      // HTTP/2 requests come as Node's compatibility objects, which the pipeline reads and
+      // writes through the same API (answers.ts keeps HTTP/1.1-only headers off HTTP/2).
       server.on('request', (req: IncomingMessage, res: ServerResponse) => { pipeline.request(req, res, handler) })
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         // A throw here would be an uncaught exception in the server: never let one out.
@@ -297,16 +282,19 @@ export async function buildGateway (opts: GatewayOptions): Promise<FastifyInstan
           writeAnswerToSocket(socket, errorAnswer(new UnexpectedError(), undefined))
         }
       })
-      return server
+      return server as Server
     }
   })
   app.decorate('websockets', tunnels)
+  app.decorate('publicServer', publicServer!)
   app.decorateRequest('corsgate', null)
   // onClose runs once every client connection has ended, so an upstream request still pending
   // (a long-poll whose client was cut at the drain deadline) has no one to answer: destroy.
   app.addHook('onClose', async () => { await agent.destroy() })
   // SIGTERM: every websocket hears 1001 "going away" before the server closes (SPEC "CLI").
   app.addHook('preClose', async () => { await tunnels.closeAll(CLOSE_GOING_AWAY) })
+  // HTTP/2 clients hear GOAWAY at once, and finish their streams in flight.
+  app.addHook('preClose', async () => { publicServer!.goAway() })
 
   // corsgate's hooks come first: they run before any plugin's.
   app.addHook('onRequest', function (request, reply, done) { pipeline.onRequest(request, reply, done) })

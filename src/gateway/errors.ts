@@ -12,6 +12,7 @@ export const UpstreamTimeoutError = createError('CORSGATE_UPSTREAM_TIMEOUT', 'up
 export const ShuttingDownError = createError('CORSGATE_SHUTTING_DOWN', 'gateway is shutting down', 503)
 export const TooManyHeadersError = createError('CORSGATE_TOO_MANY_HEADERS', 'more than %s request header lines', 431)
 export const DuplicateHostError = createError('CORSGATE_DUPLICATE_HOST', 'more than one Host header', 400)
+export const AuthorityMismatchError = createError('CORSGATE_DUPLICATE_HOST', 'Host and :authority name different hosts', 400)
 export const UpgradeRefusedError = createError('CORSGATE_UPGRADE_REFUSED', '%s', 400)
 export const RequestTimeoutError = createError('CORSGATE_REQUEST_TIMEOUT', 'request not received in time', 408)
 export const HeadersTooLargeError = createError('CORSGATE_HEADERS_TOO_LARGE', 'request headers too large', 431)

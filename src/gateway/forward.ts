@@ -81,7 +81,22 @@ export class Forwarder {
   }
 }
 
-/** A chunked body, passed on as it arrives until it passes `limit` bytes. */
+/**
+ * How a request's body comes: a declared `Content-Length`, a stream of unknown length (HTTP/1.1
+ * chunked; HTTP/2 DATA frames without `Content-Length`, RFC 9113 §8.1), or none (HTTP/2: the
+ * HEADERS frame ended the stream).
+ */
+export function bodyFraming (req: IncomingMessage): 'none' | 'length' | 'stream' {
+  const length = req.headers['content-length']
+  if (req.httpVersionMajor === 2) {
+    if ((req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === true) return 'none'
+    return length === undefined ? 'stream' : length === '0' ? 'none' : 'length'
+  }
+  if (req.headers['transfer-encoding'] !== undefined) return 'stream'
+  return length !== undefined && length !== '0' ? 'length' : 'none'
+}
+
+/** A body of unknown length, passed on as it arrives until it passes `limit` bytes. */
 async function * limited (req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
   let seen = 0
   // Not destroyed when the limit stops the loop: the 413 still has to go out on its socket.
@@ -146,9 +161,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The body first (when the route buffers it), then a slot at the upstream's gate, then dispatch. */
   start (): void {
-    const headers = this.req.headers
-    const length = headers['content-length']
-    const hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+    const framing = bodyFraming(this.req)
+    const hasBody = framing !== 'none'
     if (!hasBody || !this.route.requestBuffering) {
       if (hasBody) this.watchUpload()
       return this.queue()
@@ -222,11 +236,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       // Received whole: sent with its length, whatever framing the client used.
       headers['content-length'] = String(this.buffered.length)
       body = this.buffered.body()
-    } else if (req.headers['transfer-encoding'] !== undefined) {
-      body = Readable.from(limited(req, this.forwarder.bodyLimit), { objectMode: false })
-    } else if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') {
+    } else {
+      const framing = bodyFraming(req)
+      if (framing === 'stream') body = Readable.from(limited(req, this.forwarder.bodyLimit), { objectMode: false })
       // Streamed as it arrives; a client that dies mid-upload aborts the upstream request.
-      body = req
+      else if (framing === 'length') body = req
     }
     this.forwarder.agent.dispatch({
       origin: target.origin,
@@ -405,7 +419,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const logRequests = ctx.logger.isLevelEnabled('info')
     // 499 (nginx's "client closed request") when the client left before any answer.
     const status = this.res.headersSent ? this.res.statusCode : 499
-    recordRequest(ctx, logRequests, this.state, logRequests ? this.reqId() : '', this.req.method, status, performance.now() - this.started)
+    recordRequest(ctx, logRequests, this.state, logRequests ? this.reqId() : '', this.req, status, performance.now() - this.started)
   }
 }
 
@@ -456,7 +470,7 @@ export class RawSink implements AnswerSink {
   }
 
   private closeAfter (): boolean {
-    return this.isClosing() || !this.req.complete
+    return (this.isClosing() || !this.req.complete) && this.req.httpVersionMajor !== 2
   }
 }
 

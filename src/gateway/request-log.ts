@@ -12,7 +12,7 @@ export function directRequestId (): string {
 }
 
 /** Metrics, the observed origin, the live view's record and, when info is on, the one log line of a finished request. */
-export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger' | 'observer' | 'decisions'>, logRequests: boolean, state: Judgement, reqId: string, method: string | undefined, status: number, elapsedMs: number, upstream?: string): void {
+export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger' | 'observer' | 'decisions'>, logRequests: boolean, state: Judgement, reqId: string, req: { readonly method?: string | undefined, readonly httpVersion: string }, status: number, elapsedMs: number, upstream?: string): void {
   const route = state.route?.label ?? 'none'
   opts.metrics.recordRequest(route, state.kind, state.decision.outcome, state.decision.reason, elapsedMs / 1000)
   opts.observer?.record(state.policy.name, state.origin, state.decision.outcome, state.decision.reason, route)
@@ -21,7 +21,7 @@ export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger' |
     route,
     policy: state.policy.name,
     kind: state.kind,
-    method: method ?? '',
+    method: req.method ?? '',
     path: state.path,
     origin: state.origin ?? null,
     outcome: state.decision.outcome,
@@ -35,7 +35,9 @@ export function recordRequest (opts: Pick<GatewayContext, 'metrics' | 'logger' |
     opts.logger.info({
       reqId,
       route,
-      method,
+      method: req.method,
+      // "2.0" for HTTP/2, "1.1" otherwise (websocket upgrades are always HTTP/1.1).
+      httpVersion: req.httpVersion,
       path: state.path,
       origin: state.origin,
       kind: state.kind,

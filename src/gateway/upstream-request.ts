@@ -106,6 +106,9 @@ export function upstreamRequestHeaders (req: IncomingMessage, trustProxy: boolea
   for (const name in headers) {
     if (REQUEST_HOP_BY_HOP.has(name) || FORWARDED.has(name) || named?.has(name) === true) continue
     if (name === RFC_FORWARDED && !trustProxy) continue
+    // HTTP/2 pseudo-headers (`:authority`, `:path`…) describe the client's request line; the
+    // upstream request is HTTP/1.1 with its own.
+    if (name.charCodeAt(0) === 0x3a) continue
     out[name] = headers[name]
   }
   if (upgrade) {

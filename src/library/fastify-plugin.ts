@@ -156,7 +156,7 @@ class EmbeddedPipeline {
   private record (request: FastifyRequest, state: Judgement, status: number, elapsedMs: number): void {
     ;(request.raw as EmbeddedRequest)[kRecorded] = true
     const log = this.logRequests === true || (this.logRequests === 'denied' && (state.decision.reject || state.decision.outcome === 'would_deny'))
-    recordRequest({ metrics: this.metrics, logger: this.logger, observer: this.engine.observed?.observer }, log, state, request.id, request.raw.method, status, elapsedMs)
+    recordRequest({ metrics: this.metrics, logger: this.logger, observer: this.engine.observed?.observer }, log, state, request.id, request.raw, status, elapsedMs)
   }
 }
 

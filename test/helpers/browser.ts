@@ -47,12 +47,13 @@ export interface RunningBrowser {
   close: () => Promise<void>
 }
 
-/** Starts Chromium with a fresh user data dir (and the given context options). Throws with Chromium's own reason if it cannot. */
-export async function launchChromium (options: { httpCredentials?: { username: string, password: string }, viewport?: { width: number, height: number } } = {}): Promise<RunningBrowser> {
+/** Starts Chromium with a fresh user data dir (the given context options, and `args` added to the launch flags). Throws with Chromium's own reason if it cannot. */
+export async function launchChromium (options: { httpCredentials?: { username: string, password: string }, viewport?: { width: number, height: number }, args?: readonly string[] } = {}): Promise<RunningBrowser> {
   const profile = mkdtempSync(join(tmpdir(), 'corsgate-chromium-'))
   let context: BrowserContext
+  const { args = [], ...contextOptions } = options
   try {
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000, ...options })
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: [...ARGS, ...args], timeout: 30_000, ...contextOptions })
   } catch (err) {
     rmSync(profile, { recursive: true, force: true })
     throw new Error(`Chromium at ${CHROMIUM} could not start: ${(err as Error).message}`)
@@ -144,12 +145,22 @@ export interface Scenario {
   close: () => Promise<void>
 }
 
-export async function startScenario (): Promise<Scenario> {
+export interface ScenarioOptions {
+  /**
+   * corsgate on https (HTTP/2 by ALPN) with this certificate; Chromium trusts it by the base64
+   * SHA-256 of its public key (`--ignore-certificate-errors-spki-list`).
+   */
+  tls?: { certFile: string, keyFile: string, spki: string }
+}
+
+export async function startScenario (options: ScenarioOptions = {}): Promise<Scenario> {
   const upstream = await startUpstream((req, res, body) => {
     const url = req.url ?? ''
     if (url.startsWith('/api/login')) res.setHeader('set-cookie', 'sid=s3cret; Path=/; SameSite=Lax; HttpOnly')
     res.setHeader('x-exposed', 'visible')
     res.setHeader('x-hidden', 'secret')
+    // Lets the page read the protocol of the answer from its resource timing (nextHopProtocol).
+    res.setHeader('timing-allow-origin', '*')
     // An upstream that tries its own CORS: corsgate must replace it.
     res.setHeader('access-control-allow-origin', '*')
     res.setHeader('content-type', 'application/json')
@@ -177,6 +188,7 @@ export async function startScenario (): Promise<Scenario> {
         maxAge: 600
       }
     },
+    ...(options.tls === undefined ? {} : { server: { tls: { certFile: options.tls.certFile, keyFile: options.tls.keyFile } } }),
     routes: [
       { path: '/api/', upstream: upstream.url },
       { path: '/dead/', upstream: `http://127.0.0.1:${dead}` },
@@ -187,7 +199,7 @@ export async function startScenario (): Promise<Scenario> {
 
   let browser: RunningBrowser
   try {
-    browser = await launchChromium()
+    browser = await launchChromium(options.tls === undefined ? {} : { args: [`--ignore-certificate-errors-spki-list=${options.tls.spki}`] })
   } catch (err) {
     await gw.close()
     await Promise.all([upstream.close(), socketIo.close(), allowed.close(), refused.close()])

@@ -102,6 +102,20 @@ redis-url
 {{- end }}
 
 {{/*
+TLS on the public port (non-empty when tls.existingSecret names a Secret).
+*/}}
+{{- define "corsgate.tlsEnabled" -}}
+{{- if and .Values.tls .Values.tls.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/*
+The name of the public port: `https` with TLS, `http` otherwise.
+*/}}
+{{- define "corsgate.publicPortName" -}}
+{{- if include "corsgate.tlsEnabled" . }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/*
 corsgate's configuration file (SPEC.md "Configuration"), rendered from values. The admin
 server listens on 0.0.0.0 so the kubelet can reach /healthz and /readyz; the Services keep
 it off the public port. The Redis URL is not here: it comes from a Secret through
@@ -109,6 +123,11 @@ CORSGATE_REDIS_URL, so no password lands in a ConfigMap.
 */}}
 {{- define "corsgate.config" -}}
 {{- $server := merge (dict "host" "0.0.0.0" "port" (int .Values.containerPorts.http)) (deepCopy (.Values.server | default dict)) -}}
+{{- if include "corsgate.tlsEnabled" . }}
+{{- $tls := dict "certFile" "/etc/corsgate-tls/tls.crt" "keyFile" "/etc/corsgate-tls/tls.key" "http2" .Values.tls.http2 "minVersion" .Values.tls.minVersion "requestCert" .Values.tls.requestCert }}
+{{- if .Values.tls.requestCert }}{{ $_ := set $tls "caFile" "/etc/corsgate-tls/ca.crt" }}{{ end }}
+{{- $_ := set $server "tls" $tls }}
+{{- end }}
 server:
   {{- toYaml $server | nindent 2 }}
 admin:

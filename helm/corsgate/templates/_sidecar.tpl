@@ -12,7 +12,7 @@ and in sidecar mode another chart puts it into its own pod template:
 The argument is the corsgate chart's own context (`.` inside this chart,
 `.Subcharts.corsgate` from a parent chart that depends on it), so names and values are
 the ones the corsgate subchart rendered its ConfigMap with. It renders a YAML list item.
-Port names `http` and `admin` must be unique in the pod: name the app's own ports otherwise.
+Port names `http` (`https` with TLS) and `admin` must be unique in the pod: name the app's own ports otherwise.
 */}}
 {{- define "corsgate.sidecarContainer" -}}
 - name: corsgate
@@ -42,7 +42,7 @@ Port names `http` and `admin` must be unique in the pod: name the app's own port
     {{- toYaml . | nindent 4 }}
   {{- end }}
   ports:
-    - name: http
+    - name: {{ include "corsgate.publicPortName" . }}
       containerPort: {{ .Values.containerPorts.http }}
       protocol: TCP
     - name: admin
@@ -98,6 +98,12 @@ Port names `http` and `admin` must be unique in the pod: name the app's own port
       mountPath: /var/run/corsgate/admin-token
       readOnly: true
     {{- end }}
+    {{- if include "corsgate.tlsEnabled" . }}
+    # The whole Secret as a directory: a subPath mount would never see a renewal.
+    - name: corsgate-tls
+      mountPath: /etc/corsgate-tls
+      readOnly: true
+    {{- end }}
     {{- with .Values.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -105,8 +111,8 @@ Port names `http` and `admin` must be unique in the pod: name the app's own port
 
 {{/*
 The volumes the corsgate container mounts: its ConfigMap at /etc/corsgate, a small
-writable /tmp (the root filesystem is read-only) and, with adminAuth, the admin token's
-Secret. A YAML list, for a pod's `volumes:`.
+writable /tmp (the root filesystem is read-only), with adminAuth the admin token's Secret,
+and with TLS the certificate Secret at /etc/corsgate-tls. A YAML list, for a pod's `volumes:`.
 */}}
 {{- define "corsgate.configVolume" -}}
 - name: corsgate-config
@@ -125,5 +131,11 @@ Secret. A YAML list, for a pod's `volumes:`.
     items:
       - key: {{ include "corsgate.adminTokenSecretKey" . }}
         path: token
+{{- end }}
+{{- if include "corsgate.tlsEnabled" . }}
+- name: corsgate-tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+    defaultMode: 0440
 {{- end }}
 {{- end }}
