@@ -31,6 +31,7 @@ import type { PolicyStore } from '../sources/policy-store.js'
 import type { RedisSourceState } from '../sources/redis.js'
 import type { ConfigInput } from './embedded-config.js'
 import { createEmbeddedEngine } from './embedded-engine.js'
+import { readiness } from '../admin/overview.js'
 
 export interface CorsgatePluginOptions {
   /** A path to a corsgate YAML config file, or the object such a file holds (routes optional). */
@@ -175,7 +176,7 @@ const corsgatePlugin: FastifyPluginAsync<CorsgatePluginOptions> = async function
     get redis () { return engine.redis?.state },
     sources: engine.sources,
     observed: engine.observed,
-    ready: () => Object.values(engine.sources()).every((s) => s.loaded || loaded.config.redis?.required !== true)
+    ready: () => readiness(loaded.config, engine.sources(), false).ready
   }
   app.decorate('corsgate', handle)
   app.decorateRequest('corsgate', null)
