@@ -1,7 +1,7 @@
 // Buffers that stand between a slow client and a fragile upstream (nginx's
 // `proxy_request_buffering` and `proxy_buffering`): bytes kept in memory up to a size, then in
 // a temporary file, so neither a slow upload nor a slow reader holds an upstream connection.
-import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { open, unlink, type FileHandle } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
@@ -19,10 +19,13 @@ export interface BufferLimits {
   onSpill: () => void
 }
 
-/** A private folder for one buffer's file, removed with it. */
-function tempFile (tempDir: string | undefined, name: string): { path: string, remove: () => void } {
-  const dir = mkdtempSync(join(tempDir ?? tmpdir(), 'corsgate-'))
-  return { path: join(dir, name), remove: () => { rmSync(dir, { recursive: true, force: true }) } }
+/**
+ * A request body's file, in the process's private folder (spillDir). Unlike an answer's, it
+ * keeps its name until it has been read back: undici streams it from the path.
+ */
+function bodyFile (tempDir: string | undefined): { path: string, remove: () => void } {
+  const path = join(spillDir(tempDir, !existsSync(spillDir(tempDir, false))), randomUUID())
+  return { path, remove: () => { rmSync(path, { force: true }) } }
 }
 
 /** A request body received whole: in memory, or in a file it is read back from. */
@@ -50,8 +53,8 @@ export async function receiveBody (req: IncomingMessage, bodyLimit: number, limi
       if (settled) return
       settled = true
       req.removeListener('data', onData)
-      out?.destroy()
-      file?.remove()
+      // Removed once the stream has closed: its file may still be opening.
+      if (out !== undefined) out.once('close', () => file?.remove()).destroy()
       reject(error)
     }
     const onData = (chunk: Buffer): void => {
@@ -67,8 +70,8 @@ export async function receiveBody (req: IncomingMessage, bodyLimit: number, limi
       }
       if (out === undefined) {
         limits.onSpill()
-        file = tempFile(limits.tempDir, 'body')
-        out = createWriteStream(file.path)
+        file = bodyFile(limits.tempDir)
+        out = createWriteStream(file.path, { flags: 'wx', mode: 0o600 })
         out.on('error', fail)
         for (const c of chunks) out.write(c)
         chunks.length = 0
