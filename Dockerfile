@@ -22,7 +22,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The type declarations are for library users of the npm package, not for the image.
 RUN npm run build \
+ && find dist -name '*.d.ts' -delete \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime: node, tini, the compiled code and production dependencies only ----
