@@ -5,18 +5,14 @@
 // pipeline (app.ts) serves them all; HTTP/2 requests come as Node's compatibility
 // request/response objects.
 import type { Server as HttpServer } from 'node:http'
-import type { Http2SecureServer, Http2Session, SecureServerOptions } from 'node:http2'
-import { createRequire } from 'node:module'
+import { createServer as createHttpsServer } from 'node:https'
+import { createSecureServer, type Http2SecureServer, type Http2Session, type SecureServerOptions } from 'node:http2'
 import type { Server as NetServer, Socket } from 'node:net'
 import type { Server as TlsServer } from 'node:tls'
 import { createServer as createHttpServer } from '../node-http.js'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
 import { CertificateReloader } from './certificates.js'
-
-// node:https and node:http2 are loaded only for a TLS port: a plain-HTTP gateway (the usual
-// sidecar) would otherwise hold both modules' code for its whole life.
-const require = createRequire(import.meta.url)
 
 // A leeway over `maxHeadersCount` for the pseudo-headers of an HTTP/2 request (`:method`,
 // `:scheme`, `:authority`, `:path`), which Node counts as header pairs.
@@ -78,9 +74,9 @@ export class PublicServer {
         streamResetBurst: 100,
         streamResetRate: 33
       }
-      server = (require('node:http2') as typeof import('node:http2')).createSecureServer(options)
+      server = createSecureServer(options)
     } else {
-      server = (require('node:https') as typeof import('node:https')).createServer({ ...secure, ...http1, ALPNProtocols: ['http/1.1'] })
+      server = createHttpsServer({ ...secure, ...http1, ALPNProtocols: ['http/1.1'] })
     }
     const publicServer = new PublicServer(limited(server, config), certificates, tls.http2).track(logger, s.keepAliveTimeoutMs)
     certificates.start(server as TlsServer)
