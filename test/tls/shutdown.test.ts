@@ -45,7 +45,19 @@ t.test('GOAWAY first, then the streams in flight finish', async (t) => {
   const closed = gw.close()
   const [code] = await goaway
   t.equal(code, 0, 'GOAWAY with NO_ERROR')
-  t.throws(() => session.request({ ':path': '/late' }), { code: 'ERR_HTTP2_GOAWAY_SESSION' }, 'no new stream after GOAWAY')
+  // Refused at once, or (as Node 24 does, and Node 20 when the GOAWAY is still being taken in)
+  // handed back and failed without an answer.
+  let late: Error | undefined
+  try {
+    const stream = session.request({ ':path': '/late' })
+    late = await new Promise<Error>((resolve) => {
+      stream.once('error', resolve)
+      stream.once('response', () => resolve(new Error('a stream opened after GOAWAY was answered')))
+    })
+  } catch (err) {
+    late = err as Error
+  }
+  t.match(late, { code: /^ERR_HTTP2_(GOAWAY_SESSION|STREAM_ERROR)$/ }, 'no new stream after GOAWAY')
   release()
   const answer = await inFlight
   t.equal(answer.status, 200, 'the stream in flight finished')
