@@ -52,6 +52,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
 import { parse, stringify } from 'yaml'
+import { childPids, cpuTicks, median, rssMb, sleep, waitForPort } from './processes.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BENCH = join(ROOT, 'bench')
@@ -79,10 +80,6 @@ const port = (): number => nextPort++
 // Processes: each in its own process group, so nginx's workers go with their master.
 
 const children = new Set<ChildProcess>()
-
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
 
 function launch (name: string, cmd: string, args: string[], extraEnv: Record<string, string> = {}, { ipc = false, stdout = false } = {}): ChildProcess {
   // corsgate reads CORSGATE_* from the environment: only the ones given here apply.
@@ -113,56 +110,6 @@ async function stop (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): P
   await exited
   clearTimeout(timer)
   killGroup(child, 'SIGKILL') // workers left behind by their master
-}
-
-async function waitForPort (url: string, child: ChildProcess, name: string): Promise<void> {
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} before listening`)
-    try {
-      const res = await request(url, { method: 'HEAD', headersTimeout: 1000 })
-      await res.body.dump()
-      return
-    } catch {
-      await sleep(100)
-    }
-  }
-  throw new Error(`${name} did not listen on ${url} within 60 s`)
-}
-
-function childPids (pid: number): number[] {
-  const out: number[] = []
-  try {
-    for (const tid of execFileSync('ls', [`/proc/${pid}/task`]).toString().split('\n').filter(Boolean)) {
-      const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim()
-      if (kids !== '') out.push(...kids.split(' ').map(Number))
-    }
-  } catch { /* gone */ }
-  return out
-}
-
-function rssMb (pids: number[]): number {
-  let kb = 0
-  for (const pid of pids) {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-      if (m !== null) kb += Number(m[1])
-    } catch { /* gone */ }
-  }
-  return kb / 1024
-}
-
-/** utime + stime of the processes, in clock ticks (USER_HZ = 100). */
-function cpuTicks (pids: number[]): number {
-  let ticks = 0
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12])
-    } catch { /* gone */ }
-  }
-  return ticks
 }
 
 interface UpstreamStats { connections: number, peakConnections: number, waiting: number, peakWaiting: number, served: number, bodyBytes: number }
@@ -393,13 +340,6 @@ const LOADS: Load[] = [
 ]
 
 interface BufferingResult { load: string, title: string, on: WrkResult, off: WrkResult, rounds: Record<string, WrkResult[]> }
-
-const median = (xs: number[]): number => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
 
 async function runBuffering (): Promise<BufferingResult[]> {
   const upstream = await startUpstream(false)

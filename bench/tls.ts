@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
 import { stringify } from 'yaml'
+import { childPids, cpuTicks, median } from './processes.js'
 import { makeWhitelist, nginxHostnamesMap } from './whitelist.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -50,14 +51,6 @@ async function stop (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): P
   await exited
 }
 
-function childPids (pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number)
-  } catch {
-    return []
-  }
-}
-
 const insecure = new Agent({ connect: { rejectUnauthorized: false } })
 
 async function waitFor (url: string, child: ChildProcess, name: string): Promise<void> {
@@ -75,18 +68,6 @@ async function waitFor (url: string, child: ChildProcess, name: string): Promise
 }
 
 const CLOCK_TICKS = 100
-function cpuTicks (pids: number[]): number {
-  let ticks = 0
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12])
-    } catch {}
-  }
-  return ticks
-}
-
 interface Load { rps: number, ok: number, failed: number, cpuUs: number }
 
 /** One h2load run against `target`: req/s, answers with the expected class, failures, CPU µs per request. */
@@ -106,11 +87,6 @@ function h2load (target: Target, path: string, protocol: 'h1' | 'h2', headers: s
   // Requests done during the measured period (after warm-up) is what the ticks cover best.
   const cpuUs = done > 0 ? (ticks / CLOCK_TICKS) * 1e6 / Math.max(done, rps * DURATION_S) : 0
   return { rps, ok, failed, cpuUs }
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 async function main (): Promise<void> {
