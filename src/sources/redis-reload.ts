@@ -33,7 +33,8 @@ export class RedisReloadLoop {
   private coalesceTimer: NodeJS.Timeout | undefined
   private expiryTimer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
-  private pending = false
+  /** Why the next reload was asked for (the log line names them). */
+  private readonly reasons = new Set<string>()
   private pendingExpiry = false
   private stopped = false
   private lastRead: RawRead | undefined
@@ -48,19 +49,21 @@ export class RedisReloadLoop {
   request (reason: string): void {
     if (this.stopped) return
     if (reason === 'expiry') this.pendingExpiry = true
-    if (this.running !== undefined) {
-      this.pending = true
-      return
-    }
-    if (this.coalesceTimer !== undefined) return
+    this.reasons.add(reason)
+    this.schedule()
+  }
+
+  /** One reload at a time, after `coalesceMs`; the log names every reason it answers. */
+  private schedule (): void {
+    if (this.running !== undefined || this.coalesceTimer !== undefined) return
     this.coalesceTimer = setTimeout(() => {
       this.coalesceTimer = undefined
+      const reason = [...this.reasons].join(',')
+      this.reasons.clear()
       this.running = this.reload(reason).finally(() => {
         this.running = undefined
-        if (this.pending && !this.stopped) {
-          this.pending = false
-          this.request('coalesced')
-        }
+        // Asked for while this one ran: read again, or the ask would be lost.
+        if (this.reasons.size > 0 && !this.stopped) this.schedule()
       })
     }, this.o.coalesceMs)
   }
