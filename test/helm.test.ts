@@ -4,6 +4,7 @@
 // helm comes from .ci/install-helm.sh. Without it the file is skipped and says so, unless
 // CORSGATE_REQUIRE_HELM=1 (as in CI), which makes its absence a failure.
 import t from 'tap'
+import { findPromtool } from './helpers/tools.js'
 import { spawnSync } from 'node:child_process'
 import { accessSync, constants, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, homedir } from 'node:os'
@@ -36,17 +37,6 @@ function findHelm (): string | null {
     try {
       accessSync(candidate, constants.X_OK)
       return candidate
-    } catch {}
-  }
-  return null
-}
-
-/** Debian's `prometheus` package installs it at /usr/bin/promtool. */
-export function findPromtool (): string | null {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin']) {
-    try {
-      accessSync(join(dir, 'promtool'), constants.X_OK)
-      return join(dir, 'promtool')
     } catch {}
   }
   return null

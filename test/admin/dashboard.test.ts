@@ -2,10 +2,11 @@
 // expression parses (promtool, from Debian's `prometheus` package), names only metrics a
 // running gateway's /metrics exposes (the chart's alerts too), and groups by no origin label.
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import t from 'tap'
+import { findPromtool } from '../helpers/tools.js'
 import { stringify } from 'yaml'
 import { ROOT } from '../helpers/cli-process.js'
 import { startTestGateway } from '../helpers/gateway.js'
@@ -18,16 +19,6 @@ interface Panel { title: string, type: string, targets?: Array<{ expr: string, l
 
 function exprsOf (panels: Panel[]): Array<{ title: string, expr: string, legend: string }> {
   return panels.flatMap((p) => [...(p.targets ?? []).map((x) => ({ title: p.title, expr: x.expr, legend: x.legendFormat ?? '' })), ...exprsOf(p.panels ?? [])])
-}
-
-function findPromtool (): string | null {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin']) {
-    try {
-      accessSync(join(dir, 'promtool'), constants.X_OK)
-      return join(dir, 'promtool')
-    } catch {}
-  }
-  return null
 }
 
 /** Grafana's own variables, as Grafana would put them in before sending the query. */

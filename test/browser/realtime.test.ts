@@ -3,20 +3,9 @@
 // cross-site websocket hijacking, so the refused origin must not get a connection at all.
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { chromiumReady, startScenario } from '../helpers/browser.js'
+import { chromiumReady, startScenario, websocketIn } from '../helpers/browser.js'
 
-type WsResult = { opened: true, message: string } | { opened: false, code: number }
 type IoResult = { connected: true, echo: unknown, whoami: { cookie: string | null, origin: string | null }, transport: string } | { connected: false, error: string }
-
-async function websocketIn (page: Page, url: string): Promise<WsResult> {
-  return await page.evaluate(`new Promise((resolve) => {
-    const ws = new WebSocket(${JSON.stringify(url)})
-    let opened = false
-    ws.onopen = () => { opened = true; ws.send('ping') }
-    ws.onmessage = (e) => { resolve({ opened: true, message: String(e.data) }); ws.close() }
-    ws.onclose = (e) => { if (!opened) resolve({ opened: false, code: e.code }) }
-  })`) as WsResult
-}
 
 async function socketIoIn (page: Page, gw: string, transport: 'polling' | 'websocket'): Promise<IoResult> {
   return await page.evaluate(`new Promise((resolve) => {

@@ -5,20 +5,8 @@
 // SPKI hash.
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { chromiumReady, startScenario, type Scenario } from '../helpers/browser.js'
+import { chromiumReady, startScenario, websocketIn, type Scenario } from '../helpers/browser.js'
 import { makeTestCa } from '../helpers/tls.js'
-
-type WsResult = { opened: true, message: string } | { opened: false, code: number }
-
-async function websocketIn (page: Page, url: string): Promise<WsResult> {
-  return await page.evaluate(`new Promise((resolve) => {
-    const ws = new WebSocket(${JSON.stringify(url)})
-    let opened = false
-    ws.onopen = () => { opened = true; ws.send('ping') }
-    ws.onmessage = (e) => { resolve({ opened: true, message: String(e.data) }); ws.close() }
-    ws.onclose = (e) => { if (!opened) resolve({ opened: false, code: e.code }) }
-  })`) as WsResult
-}
 
 /** The protocol the page's last request to `url` went over, from its resource timing. */
 async function protocolOf (page: Page, url: string): Promise<string | undefined> {

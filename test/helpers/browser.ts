@@ -236,3 +236,16 @@ export async function startScenario (options: ScenarioOptions = {}): Promise<Sce
     }
   }
 }
+
+export type WsResult = { opened: true, message: string } | { opened: false, code: number }
+
+/** Opens a websocket from the page, sends `ping`, and reports the first message or the close code. Passed as a string so no compiled helper reaches the page. */
+export async function websocketIn (page: Page, url: string): Promise<WsResult> {
+  return await page.evaluate(`new Promise((resolve) => {
+    const ws = new WebSocket(${JSON.stringify(url)})
+    let opened = false
+    ws.onopen = () => { opened = true; ws.send('ping') }
+    ws.onmessage = (e) => { resolve({ opened: true, message: String(e.data) }); ws.close() }
+    ws.onclose = (e) => { if (!opened) resolve({ opened: false, code: e.code }) }
+  })`) as WsResult
+}
