@@ -91,6 +91,7 @@ export class GatewayMetrics {
   readonly slowClients: Counter<'direction'>
   readonly bufferedToFile: Counter<'direction'>
   readonly shieldRefusals: Counter<'route' | 'reason'>
+  readonly concurrencyLimit: Gauge<'route' | 'upstream'>
   readonly observedDropped: Counter<'policy' | 'row'>
   readonly tlsReloads: Counter<'result'>
   readonly tlsCertificateExpiry: Gauge
@@ -131,6 +132,7 @@ export class GatewayMetrics {
     this.slowClients = new Counter({ name: 'corsgate_slow_clients_cut_total', help: 'Clients cut for sending their body (request) or reading the answer (response) below the data-rate floor', labelNames: ['direction'], registers })
     this.bufferedToFile = new Counter({ name: 'corsgate_buffered_to_file_total', help: 'Request bodies and answers that outgrew the memory buffer and went to a temporary file', labelNames: ['direction'], registers })
     this.shieldRefusals = new Counter({ name: 'corsgate_backend_protection_refusals_total', help: 'Requests refused to protect the upstream: queue_full (503), client_in_flight (429), client_connections (connection closed)', labelNames: ['route', 'reason'], registers })
+    this.concurrencyLimit = new Gauge({ name: 'corsgate_upstream_concurrency_limit', help: 'Requests each upstream is sent at once at most right now: the adaptive limit found from its latency, or the route\'s upstreamConnections', labelNames: ['route', 'upstream'], registers })
     this.tlsReloads = new Counter({ name: 'corsgate_tls_certificate_reloads_total', help: 'Public port certificate reloads by result: ok (in use), rejected (did not load; the old one kept)', labelNames: ['result'], registers })
     this.tlsCertificateExpiry = new Gauge({ name: 'corsgate_tls_certificate_expiry_timestamp_seconds', help: 'Unix time at which the public port\'s certificate in use expires (notAfter)', registers })
     const drops = (): Iterable<{ policy: string, row: string, requests: number }> => this.observedDrops?.() ?? []

@@ -75,6 +75,10 @@ export const routeSchema = z.strictObject({
   // Connections to each of this route's upstreams at most; server.upstreamConnections when unset.
   // Match it to the backend's workers: 1 for `php artisan serve`, pm.max_children for php-fpm.
   upstreamConnections: z.number().int().positive().optional(),
+  // Send each upstream only as many requests at once as it serves without queueing them, found
+  // from its latency below upstreamConnections (Envoy's adaptive concurrency), so that a flood
+  // waits in corsgate's fair queue rather than in the backend's; false: upstreamConnections.
+  adaptiveConcurrency: z.boolean().default(true),
   // Requests waiting for one of those connections at most (Envoy `max_pending_requests`);
   // past it, 503 at once. Time spent waiting counts against timeoutMs.
   maxPending: z.number().int().min(0).default(1024)

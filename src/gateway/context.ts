@@ -16,6 +16,7 @@ export interface RequestMetrics {
   slowClients: { inc: (labels: { direction: 'request' | 'response' }) => void }
   bufferedToFile: { inc: (labels: { direction: 'request' | 'response' }) => void }
   shieldRefusals: { inc: (labels: { route: string, reason: string }) => void }
+  concurrencyLimit: { set: (labels: { route: string, upstream: string }, value: number) => void }
 }
 
 export interface GatewayContext {

@@ -13,6 +13,7 @@ import type { Dispatcher } from 'undici'
 import type { FastifyReply } from 'fastify'
 import { addCorsHeaders, errorAnswer, writeAnswer, type AnswerPlan } from './answers.js'
 import { pickUpstream, upstreamAnswered, upstreamFailed } from './balance/balancer.js'
+import { isEnginePoll } from './balance/engine-io.js'
 import { clientAddress } from './balance/upstream-pool.js'
 import type { GatewayContext } from './context.js'
 import { PayloadTooLargeError, SlowClientError, UpstreamBusyError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
@@ -22,6 +23,7 @@ import { directRequestId, recordRequest } from './request-log.js'
 import type { Route } from './route-table.js'
 import { receiveBody, ResponseBuffer, type BufferedBody, type BufferLimits } from './shield/buffers.js'
 import { DataRateFloor, type Transfer } from './shield/data-rate.js'
+import { ConcurrencyLimit } from './shield/concurrency-limit.js'
 import { UpstreamGate } from './shield/upstream-gate.js'
 import type { UpstreamRules } from './upstream-request.js'
 import { upstreamResponseHeaders } from './upstream-request.js'
@@ -74,7 +76,13 @@ export class Forwarder {
   gate (route: Route, i: number): UpstreamGate {
     let gates = this.gates.get(route)
     if (gates === undefined) {
-      gates = route.upstreams.map(() => new UpstreamGate(route.upstreamConnections, route.maxPending))
+      const { metrics } = this.ctx
+      gates = route.upstreams.map((upstream) => {
+        const labels = { route: route.label, upstream }
+        metrics.concurrencyLimit.set(labels, route.upstreamConnections)
+        const adaptive = route.adaptiveConcurrency ? new ConcurrencyLimit(route.upstreamConnections, (limit) => { metrics.concurrencyLimit.set(labels, limit) }) : undefined
+        return new UpstreamGate(route.upstreamConnections, route.maxPending, adaptive)
+      })
       this.gates.set(route, gates)
     }
     return gates[i]!
@@ -94,6 +102,18 @@ export function bodyFraming (req: IncomingMessage): 'none' | 'length' | 'stream'
   }
   if (req.headers['transfer-encoding'] !== undefined) return 'stream'
   return length !== undefined && length !== '0' ? 'length' : 'none'
+}
+
+/**
+ * A request whose answer comes when the upstream has news rather than when it is done queueing:
+ * an engine.io long-poll (Socket.IO polling with a session) or an event stream. Its latency
+ * says nothing about the upstream's load, and it holds its connection for long on purpose, so
+ * the adaptive limit neither learns from it nor counts it.
+ */
+export function isLongPoll (req: IncomingMessage): boolean {
+  if (req.method === 'GET' && isEnginePoll(req.url!)) return true
+  const accept = req.headers.accept
+  return accept !== undefined && accept.includes('text/event-stream')
 }
 
 /** A body of unknown length, passed on as it arrives until it passes `limit` bytes. */
@@ -138,6 +158,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   private upstreamDone = false
   /** The slot at the upstream's gate: given back once the upstream is done with the request. */
   private holdsSlot = false
+  /** Whether the slot counts against the upstream's adaptive limit, and for its sample: when it was sent, and whether alone. */
+  private counted = true
+  private sentAt = 0
+  private sentAlone = false
   private cancelQueued: (() => void) | undefined
   private queueTimer: NodeJS.Timeout | undefined
   private unwatchUpload: (() => void) | undefined
@@ -200,7 +224,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private queue (): void {
     const gate = this.forwarder.gate(this.route, this.upstream)
     const client = (): string => clientAddress(this.req.socket?.remoteAddress, this.req.headers['x-forwarded-for'], this.forwarder.rules.trustProxy)
-    const { admitted, cancel } = gate.enter(client, () => { this.dispatch() }, () => { this.queueFull() })
+    this.counted = !isLongPoll(this.req)
+    const { admitted, cancel } = gate.enter(client, () => { this.dispatch() }, () => { this.queueFull() }, this.counted)
     if (admitted === 'full') return this.queueFull()
     if (admitted === 'queued') {
       this.cancelQueued = cancel
@@ -230,7 +255,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { req, route } = this
     const target = this.forwarder.rules.target(route.upstreams[this.upstream]!)
     const headers = this.forwarder.rules.requestHeaders(req, target, route.hostHeader, false)
-    const timeout = Math.max(1, route.timeoutMs - Math.round(performance.now() - this.started))
+    this.sentAt = performance.now()
+    this.sentAlone = this.counted && this.forwarder.gate(route, this.upstream).countedInFlight === 1
+    const timeout = Math.max(1, route.timeoutMs - Math.round(this.sentAt - this.started))
     let body: Dispatcher.DispatchOptions['body'] = null
     if (this.buffered !== undefined) {
       // Received whole: sent with its length, whatever framing the client used.
@@ -258,7 +285,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   private releaseSlot (): void {
     if (!this.holdsSlot) return
     this.holdsSlot = false
-    this.forwarder.gate(this.route, this.upstream).leave()
+    this.forwarder.gate(this.route, this.upstream).leave(this.counted)
+  }
+
+  /** How long the upstream took to start answering, for its adaptive limit. */
+  private sample (): void {
+    if (this.holdsSlot && this.counted) this.forwarder.gate(this.route, this.upstream).sample(performance.now() - this.sentAt, this.sentAlone)
   }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
@@ -274,6 +306,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     this.status = statusCode
+    this.sample()
     const head = upstreamResponseHeaders(headers, this.state.policy.config.stripUpstreamCors)
     if (this.route.pool.balanced) this.observer = upstreamAnswered(this.route, this.req, this.upstream, head, () => isSecure(this.req, this.forwarder.rules.trustProxy))
     this.pendingHead = head
@@ -354,6 +387,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError (_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
     this.upstreamDone = true
+    const timeout = error.code === 'UND_ERR_HEADERS_TIMEOUT'
+    // A backend too busy to answer in time is the clearest sign of a queue in it.
+    if (timeout) this.sample()
     this.releaseSlot()
     // The client's connection is gone (a reset mid-upload fails the body stream undici reads).
     if (this.clientGone || this.res.destroyed) return
@@ -365,7 +401,6 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.fail(error)
       return
     }
-    const timeout = error.code === 'UND_ERR_HEADERS_TIMEOUT'
     ctx.metrics.upstreamErrors.inc({ route: route.label, kind: timeout ? 'timeout' : 'unavailable' })
     upstreamFailed(route, this.upstream, error)
     ctx.logger.warn({ reqId: this.reqId(), route: route.label, upstream: route.upstreams[this.upstream], error: error.message }, 'upstream error')

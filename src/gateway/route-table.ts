@@ -22,6 +22,8 @@ export interface Route {
   readonly responseBuffering: boolean
   /** Connections to each upstream at most, and requests that may wait for one (upstream-gate.ts). */
   readonly upstreamConnections: number
+  /** Fewer than that at once when the upstream's latency says it is queueing (concurrency-limit.ts). */
+  readonly adaptiveConcurrency: boolean
   readonly maxPending: number
   /** Label for logs and metrics: `host/path` or `path`. */
   readonly label: string
@@ -49,6 +51,7 @@ export class RouteTable {
         requestBuffering: r.requestBuffering,
         responseBuffering: r.responseBuffering,
         upstreamConnections: r.upstreamConnections ?? defaultConnections,
+        adaptiveConcurrency: r.adaptiveConcurrency,
         maxPending: r.maxPending,
         label: r.host === undefined ? r.path : `${r.host.toLowerCase()}${r.path}`
       }

@@ -95,7 +95,8 @@ const NO_METRICS: RequestMetrics = {
   openWebsockets: { inc: nothing, dec: nothing },
   slowClients: { inc: nothing },
   bufferedToFile: { inc: nothing },
-  shieldRefusals: { inc: nothing }
+  shieldRefusals: { inc: nothing },
+  concurrencyLimit: { set: nothing }
 }
 
 class EmbeddedPipeline {

@@ -10,6 +10,12 @@ export function engineSid (url: string): string | undefined {
   return new URLSearchParams(url.slice(q + 1)).get('sid') ?? undefined
 }
 
+/** An engine.io long-poll: `?EIO=…&transport=polling&sid=…` (the upstream answers when it has packets). */
+export function isEnginePoll (url: string): boolean {
+  const q = url.indexOf('?')
+  return q >= 0 && url.includes('EIO=', q) && url.includes('transport=polling', q) && url.includes('sid=', q)
+}
+
 /** An engine.io handshake: `?EIO=…&transport=polling` without a `sid` (websocket-only sessions need no stickiness). */
 export function isEngineHandshake (url: string): boolean {
   const q = url.indexOf('?')
