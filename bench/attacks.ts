@@ -24,8 +24,10 @@
 //
 //   BENCH_PARTS=attacks,buffering   which parts (default both)
 //   BENCH_ATTACKS=H,B,X,R           which attacks (default all four)
-//   BENCH_PROXIES=corsgate,corsgate-1,corsgate-edge,nginx  which proxies (default all):
-//                                   corsgate-1 is the default config with the route's
+//   BENCH_PROXIES=corsgate,corsgate-fixed,corsgate-1,corsgate-edge,nginx  which proxies
+//                                   (default all): corsgate-fixed is the default config with
+//                                   the route's adaptiveConcurrency off (the whole pool of 128
+//                                   sent at once); corsgate-1 is the default config with the route's
 //                                   upstreamConnections at 1, as docs/security.md advises for a
 //                                   backend serving one request at a time; corsgate-edge adds
 //                                   server.perClient.maxInFlight: 50, its advice for an edge
@@ -60,7 +62,7 @@ const env = process.env
 const list = (name: string, all: string[]): string[] => (env[name] ?? all.join(',')).split(',').filter((s) => s !== '')
 const PARTS = list('BENCH_PARTS', ['attacks', 'buffering'])
 const ATTACKS = list('BENCH_ATTACKS', ['H', 'B', 'X', 'R'])
-const PROXIES = list('BENCH_PROXIES', ['corsgate', 'corsgate-1', 'corsgate-edge', 'nginx'])
+const PROXIES = list('BENCH_PROXIES', ['corsgate', 'corsgate-fixed', 'corsgate-1', 'corsgate-edge', 'nginx'])
 const ATTACK_S = Number(env.BENCH_ATTACK_S ?? 30)
 const ATTACK_CONNECTIONS = Number(env.BENCH_ATTACK_CONNECTIONS ?? 2000)
 const ATTACK_RATE = Number(env.BENCH_ATTACK_RATE ?? 200)
@@ -133,6 +135,7 @@ async function startUpstream (serial: boolean): Promise<Upstream> {
 /** corsgate as shipped, and with the settings docs/security.md advises for such a backend. */
 const CORSGATE_VARIANTS: Record<string, { name: string, server?: Record<string, unknown>, route?: Record<string, unknown> }> = {
   corsgate: { name: 'corsgate' },
+  'corsgate-fixed': { name: 'corsgate, adaptiveConcurrency: false', route: { adaptiveConcurrency: false } },
   'corsgate-1': { name: 'corsgate, upstreamConnections: 1', route: { upstreamConnections: 1 } },
   'corsgate-edge': { name: 'corsgate, upstreamConnections: 1, perClient.maxInFlight: 50', route: { upstreamConnections: 1 }, server: { perClient: { maxInFlight: 50 } } }
 }
@@ -381,7 +384,7 @@ function section (attacks: AttackResult[], buffering: BufferingResult[]): string
   lines.push('Command: `npm run build && flock /tmp/corsgate-bench.lock node --import tsx bench/attacks.ts` (knobs at the top of bench/attacks.ts).', '')
   if (attacks.length > 0) {
     lines.push('### Slow-client attacks in front of a single-threaded upstream', '')
-    lines.push(`corsgate on the shipped \`config/default.yaml\` (host, ports and the catch-all route's upstream from the environment, log level warn), then with what docs/security.md advises for a backend serving one request at a time (the route's \`upstreamConnections: 1\`) and, on an edge, per-client limits (\`server.perClient.maxInFlight: 50\`); nginx on \`bench/nginx.conf.template\` (its default buffering and timeouts, 1 worker). The upstream (\`bench/targets/serial-upstream.mjs\`) serves one request at a time, as \`php artisan serve\` does. Each attack: ${ATTACK_CONNECTIONS} connections at ${ATTACK_RATE}/s for ${ATTACK_S} s; a legit client (source address ${LEGIT_ADDRESS}; the attacker's is 127.0.0.1) sends an allowed GET with an allowed Origin every ${LEGIT_EVERY_MS} ms throughout, and a success is a complete 200 carrying the Origin back within ${LEGIT_TIMEOUT_MS / 1000} s. Latencies are those of the successful requests. "Upstream connections" is the most the upstream had open at once; "upstream requests" the most holding or waiting for it at once. RSS sampled every 250 ms (nginx: master + worker).`, '')
+    lines.push(`corsgate on the shipped \`config/default.yaml\` (host, ports and the catch-all route's upstream from the environment, log level warn), with its adaptive concurrency off (the pool of 128 connections sent at once, the default before adaptive concurrency), then with what docs/security.md advises for a backend serving one request at a time (the route's \`upstreamConnections: 1\`) and, on an edge, per-client limits (\`server.perClient.maxInFlight: 50\`); nginx on \`bench/nginx.conf.template\` (its default buffering and timeouts, 1 worker). The upstream (\`bench/targets/serial-upstream.mjs\`) serves one request at a time, as \`php artisan serve\` does. Each attack: ${ATTACK_CONNECTIONS} connections at ${ATTACK_RATE}/s for ${ATTACK_S} s; a legit client (source address ${LEGIT_ADDRESS}; the attacker's is 127.0.0.1) sends an allowed GET with an allowed Origin every ${LEGIT_EVERY_MS} ms throughout, and a success is a complete 200 carrying the Origin back within ${LEGIT_TIMEOUT_MS / 1000} s. Latencies are those of the successful requests. "Upstream connections" is the most the upstream had open at once; "upstream requests" the most holding or waiting for it at once. RSS sampled every 250 ms (nginx: master + worker).`, '')
     lines.push('| attack | proxy | legit success | legit p50 / p99 ms | upstream connections (peak) | upstream requests (peak) | proxy RSS idle → peak MB | attack connections held (peak) | failures |')
     lines.push('|---|---|---:|---:|---:|---:|---:|---:|---|')
     for (const a of attacks) {
@@ -454,7 +457,7 @@ async function main (): Promise<void> {
   const buffering = PARTS.includes('buffering') ? await runBuffering() : []
   const text = section(attacks, buffering)
   console.log(`\n${text}`)
-  const complete = ATTACKS.length === 4 && PROXIES.length === 4 && PARTS.length === 2
+  const complete = ATTACKS.length === ATTACK_LIST.length && PROXIES.length === Object.keys(CORSGATE_VARIANTS).length + 1 && PARTS.length === 2
   if (WRITE && complete) writeSection(text)
   else writeFileSync(join(tmpdir(), 'corsgate-attacks.md'), text)
 }
