@@ -68,6 +68,9 @@ export async function overview (opts: OverviewOptions): Promise<Record<string, u
   const snapshot = opts.store.snapshot
   const open = new Map<string, number>()
   for (const v of (await opts.metrics.openWebsockets.get()).values) open.set(String(v.labels.route), v.value)
+  // Set by the gateway once an upstream has been sent a request; the ceiling until then.
+  const limits = new Map<string, number>()
+  for (const v of (await opts.metrics.concurrencyLimit.get()).values) limits.set(`${v.labels.route} ${v.labels.upstream}`, v.value)
   return {
     now: iso(now),
     readiness: readiness(opts.config, sources, opts.isClosing()),
@@ -83,7 +86,12 @@ export async function overview (opts: OverviewOptions): Promise<Record<string, u
       route: r.label,
       policy: r.policy,
       websocket: r.websocket,
-      upstreams: r.upstreams.map((url, i) => ({ url, ejected: !r.pool.inRotation(i, now) })),
+      upstreams: r.upstreams.map((url, i) => ({
+        url,
+        ejected: !r.pool.inRotation(i, now),
+        concurrencyLimit: limits.get(`${r.label} ${url}`) ?? r.upstreamConnections,
+        connections: r.upstreamConnections
+      })),
       openWebsockets: open.get(r.label) ?? 0
     })),
     openWebsockets: [...open.values()].reduce((a, b) => a + b, 0)

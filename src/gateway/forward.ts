@@ -24,7 +24,7 @@ import type { Route } from './route-table.js'
 import { receiveBody, ResponseBuffer, type BufferedBody, type BufferLimits } from './shield/buffers.js'
 import { DataRateFloor, type Transfer } from './shield/data-rate.js'
 import { ConcurrencyLimit } from './shield/concurrency-limit.js'
-import { UpstreamGate } from './shield/upstream-gate.js'
+import { UpstreamGate, type Ticket } from './shield/upstream-gate.js'
 import type { UpstreamRules } from './upstream-request.js'
 import { upstreamResponseHeaders } from './upstream-request.js'
 
@@ -158,6 +158,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private upstreamDone = false
   /** The slot at the upstream's gate: given back once the upstream is done with the request. */
   private holdsSlot = false
+  /** Given with a slot granted from the queue: handed back when it is left, to charge its time. */
+  private ticket: Ticket | undefined
   /** Whether the slot counts against the upstream's adaptive limit, and for its sample: when it was sent, and whether alone. */
   private counted = true
   private sentAt = 0
@@ -225,7 +227,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const gate = this.forwarder.gate(this.route, this.upstream)
     const client = (): string => clientAddress(this.req.socket?.remoteAddress, this.req.headers['x-forwarded-for'], this.forwarder.rules.trustProxy)
     this.counted = !isLongPoll(this.req)
-    const { admitted, cancel } = gate.enter(client, () => { this.dispatch() }, () => { this.queueFull() }, this.counted)
+    const { admitted, cancel } = gate.enter(client, (ticket) => { this.ticket = ticket; this.dispatch() }, () => { this.queueFull() }, this.counted)
     if (admitted === 'full') return this.queueFull()
     if (admitted === 'queued') {
       this.cancelQueued = cancel
@@ -285,7 +287,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private releaseSlot (): void {
     if (!this.holdsSlot) return
     this.holdsSlot = false
-    this.forwarder.gate(this.route, this.upstream).leave(this.counted)
+    this.forwarder.gate(this.route, this.upstream).leave(this.counted, this.ticket)
   }
 
   /** How long the upstream took to start answering, for its adaptive limit. */

@@ -54,7 +54,7 @@ t.test('/overview and /decisions', async (t) => {
   // A refused connection takes the dead upstream out of rotation.
   for (let i = 0; i < 2; i++) await send(`${gw.url}/api/x`, { headers: { origin: 'https://app.example.com' } })
   const afterRefusal = (await send(`${gw.adminUrl}/overview`)).json() as Record<string, any>
-  t.same(afterRefusal.routes[0].upstreams, [{ url: `http://127.0.0.1:${dead}`, ejected: true }, { url: upstream.url, ejected: false }], 'the dead one is ejected')
+  t.same(afterRefusal.routes[0].upstreams, [{ url: `http://127.0.0.1:${dead}`, ejected: true, concurrencyLimit: 128, connections: 128 }, { url: upstream.url, ejected: false, concurrencyLimit: 128, connections: 128 }], 'the dead one is ejected')
 
   const socket = new WebSocket(`${gw.url.replace('http', 'ws')}/ws/echo`, { headers: { origin: 'https://anything.example.org' } })
   await once(socket, 'open')

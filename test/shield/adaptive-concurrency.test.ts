@@ -136,7 +136,7 @@ async function concurrencyLimitMetric (gw: TestGateway, upstream: SerialUpstream
   return Number(line?.split(' ').at(-1))
 }
 
-async function floodAgainst (t: Test, route: Record<string, unknown>): Promise<{ ahead: number, limitDuringFlood: number, gw: TestGateway, upstream: SerialUpstream }> {
+async function floodAgainst (t: Test, route: Record<string, unknown>): Promise<{ ahead: number, limitDuringFlood: number, overviewLimit: number, gw: TestGateway, upstream: SerialUpstream }> {
   // About 10 ms of work per request, one request at a time.
   const upstream = await startSerialUpstream((_req, res) => { setTimeout(() => res.end('ok'), 10) })
   const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url, ...route }], log: { level: 'warn' } })
@@ -148,7 +148,9 @@ async function floodAgainst (t: Test, route: Record<string, unknown>): Promise<{
     await waitFor(() => upstream.served.length >= 200, 120_000, 'the flood to be under way')
     const ahead = await servedAhead(gw, upstream)
     const limitDuringFlood = await concurrencyLimitMetric(gw, upstream)
-    return { ahead, limitDuringFlood, gw, upstream }
+    const overview = (await send(`${gw.adminUrl}/overview`)).json() as { routes: Array<{ upstreams: Array<{ concurrencyLimit: number, connections: number }> }> }
+    t.match(overview.routes[0]!.upstreams[0], { concurrencyLimit: Number, connections: 128 }, 'the admin overview shows the limit')
+    return { ahead, limitDuringFlood, overviewLimit: overview.routes[0]!.upstreams[0]!.concurrencyLimit, gw, upstream }
   } finally {
     await attack.stop()
     t.same([...new Set(attack.statuses)], [200], 'every flood request was answered too')
@@ -156,7 +158,8 @@ async function floodAgainst (t: Test, route: Record<string, unknown>): Promise<{
 }
 
 t.test('a flood in front of a one-at-a-time upstream: another client waits for a handful of its requests, not all', async (t) => {
-  const { ahead, limitDuringFlood, gw, upstream } = await floodAgainst(t, {})
+  const { ahead, limitDuringFlood, overviewLimit, gw, upstream } = await floodAgainst(t, {})
+  t.ok(overviewLimit < 128, `the overview shows the limit in force (${overviewLimit})`)
   t.ok(ahead <= 10, `the upstream served ${ahead} flood requests before the other client's (40 are outstanding)`)
   t.ok(limitDuringFlood <= 10, `corsgate_upstream_concurrency_limit fell from 128 to ${limitDuringFlood}`)
   let sent = 0
@@ -168,7 +171,8 @@ t.test('a flood in front of a one-at-a-time upstream: another client waits for a
 })
 
 t.test('the same flood with adaptiveConcurrency: false: the other client waits behind the whole flood', async (t) => {
-  const { ahead, limitDuringFlood } = await floodAgainst(t, { adaptiveConcurrency: false })
+  const { ahead, limitDuringFlood, overviewLimit } = await floodAgainst(t, { adaptiveConcurrency: false })
+  t.equal(overviewLimit, 128)
   t.ok(ahead >= 30, `the upstream served ${ahead} flood requests first: every one outstanding was already inside it`)
   t.equal(limitDuringFlood, 128)
 })

@@ -1,12 +1,14 @@
 // The wait for an upstream is shared fairly between client addresses: a flood from one
 // address fills the queue without keeping other clients out of it, and a freed connection
-// goes to the clients in turn (longest-queue drop, round-robin turns).
+// goes to the client that has used the upstream least (longest-queue drop; start-time fair
+// queuing by upstream time, so clients with requests alike take turns).
 import t from 'tap'
 import { startTestGateway } from '../helpers/gateway.js'
 import { send, type RawResponse } from '../helpers/http.js'
 import { waitFor } from '../helpers/redis-gateway.js'
+import { startSerialUpstream } from '../helpers/serial-upstream.js'
 import { startUpstream } from '../helpers/upstream.js'
-import { UpstreamGate } from '../../src/gateway/shield/upstream-gate.js'
+import { UpstreamGate, type Ticket } from '../../src/gateway/shield/upstream-gate.js'
 
 const ORIGIN = 'https://app.example.com'
 
@@ -96,4 +98,65 @@ t.test('a flood from one address does not keep another client out of the upstrea
   t.same(statuses, [200, 200, 200, 503, 503])
   t.equal(arrived.indexOf('/b0'), 2, 'after the one in flight and at most one more of the flood: its turn came next')
   t.equal(arrived.length, 5)
+})
+
+t.test('the gate: a client whose requests take the upstream 1 ms goes before one whose take 50 ms, however many it sends', async (t) => {
+  let now = 0
+  const gate = new UpstreamGate(1, 100, undefined, () => now)
+  const order: string[] = []
+  const tickets = new Map<string, Ticket | undefined>()
+  const ask = (client: string, id: string): void => { gate.enter(() => client, (ticket) => { order.push(id); tickets.set(id, ticket) }, () => { t.fail(`${id} refused`) }) }
+  /** The request in flight takes `ms` of upstream time and is done. */
+  const finish = (ms: number): void => {
+    const id = order.at(-1)!
+    now += ms
+    gate.leave(true, tickets.get(id))
+  }
+  for (let i = 0; i < 10; i++) ask('heavy', `h${i}`)
+  finish(50)
+  finish(50)
+  for (let i = 0; i < 5; i++) ask('light', `l${i}`)
+  finish(50)
+  for (let i = 0; i < 5; i++) finish(order.at(-1)!.startsWith('l') ? 1 : 50)
+  t.same(order, ['h0', 'h1', 'h2', 'l0', 'l1', 'l2', 'l3', 'l4', 'h3'], 'all five light requests went between two heavy ones (turns would have put a heavy one between each)')
+  for (let i = 5; i < 8; i++) ask('light', `l${i}`)
+  finish(50)
+  t.equal(order.at(-1), 'l5', 'and a later light request goes first again')
+})
+
+t.test('the gate: a client idle for a while starts level with the others, not ahead by what it did not use', async (t) => {
+  let now = 0
+  const gate = new UpstreamGate(1, 100, undefined, () => now)
+  const order: string[] = []
+  const tickets = new Map<string, Ticket | undefined>()
+  const ask = (client: string, id: string): void => { gate.enter(() => client, (ticket) => { order.push(id); tickets.set(id, ticket) }, () => { t.fail(`${id} refused`) }) }
+  const finish = (ms: number): void => { now += ms; gate.leave(true, tickets.get(order.at(-1)!)) }
+  for (let i = 0; i < 30; i++) ask('a', `a${i}`)
+  for (let i = 0; i < 20; i++) finish(10)
+  // b arrives after a has used 200 ms: it is not owed 200 ms of turns.
+  for (let i = 0; i < 6; i++) ask('b', `b${i}`)
+  for (let i = 0; i < 6; i++) finish(10)
+  const after = order.slice(21)
+  t.same(after, ['b0', 'a21', 'b1', 'a22', 'b2', 'a23'], 'alike requests: the two take turns')
+})
+
+t.test('behind a flood of slow requests, a page\'s five quick ones are served before the flood\'s next', async (t) => {
+  const upstream = await startSerialUpstream((req, res) => {
+    if (req.url === '/heavy') setTimeout(() => res.end('heavy'), 30)
+    else res.end('light')
+  })
+  const gw = await startTestGateway({ policies: { default: { origins: [ORIGIN] } }, routes: [{ path: '/', upstream: upstream.url, upstreamConnections: 1 }], log: { level: 'warn' } })
+  const state = { stopped: false }
+  const flood = Array.from({ length: 10 }, async () => {
+    while (!state.stopped) await send(`${gw.url}/heavy`, { headers: { origin: ORIGIN }, localAddress: '127.0.0.1' })
+  })
+  t.teardown(async () => { state.stopped = true; await Promise.all(flood); await gw.close(); await upstream.close() })
+  await waitFor(() => upstream.served.length >= 20, 60_000, 'the flood to be under way')
+  const before = upstream.served.length
+  const page = await Promise.all(Array.from({ length: 5 }, async (_, i) => await send(`${gw.url}/light/${i}`, { headers: { origin: ORIGIN }, localAddress: '127.0.0.2' })))
+  t.same(page.map((r) => r.status), [200, 200, 200, 200, 200])
+  const since = upstream.served.slice(before)
+  const lastLight = since.findLastIndex((r) => r.url.startsWith('/light/'))
+  const heavyBetween = since.slice(0, lastLight).filter((r) => r.url === '/heavy').length
+  t.ok(heavyBetween <= 2, `${heavyBetween} flood requests were served before the page's last (the one in flight, and one more at most)`)
 })

@@ -127,7 +127,8 @@ function renderOverview (o) {
   $('routes').tBodies[0].replaceChildren(...o.routes.map((route) => el('tr', {},
     el('td', {}, route.route, route.websocket ? el('span', { class: 'muted' }, ' (websocket)') : null),
     el('td', {}, route.policy),
-    el('td', {}, el('ul', { class: 'plain' }, ...route.upstreams.map((u) => el('li', {}, u.url, ' ', u.ejected ? badge('ejected', 'denied') : badge('in rotation', 'allowed'))))),
+    el('td', {}, el('ul', { class: 'plain' }, ...route.upstreams.map((u) => el('li', {}, u.url, ' ', u.ejected ? badge('ejected', 'denied') : badge('in rotation', 'allowed'),
+      el('span', { class: 'muted', title: 'requests sent to it at once at most now (adaptive concurrency), of the route\'s upstreamConnections' }, ` ${u.concurrencyLimit} of ${u.connections} at once`))))),
     el('td', { class: 'num' }, route.openWebsockets)
   )))
 

@@ -24,9 +24,11 @@
 
 const WINDOW_MS = 100
 const WINDOW_SAMPLES = 5
+/** Answers a window keeps at most, chosen at random among all it saw (reservoir sampling), so a busy upstream costs no more to judge than a quiet one. */
+const WINDOW_KEEP = 128
 const QUANTILE = 0.1
 const TOLERANCE = 0.25
-const SLACK_MS = 2
+const SLACK_MS = 10
 const BASELINE_SAMPLES = 32
 const MIN_GRADIENT = 0.5
 const MAX_GRADIENT = 2
@@ -35,7 +37,8 @@ export class ConcurrencyLimit {
   private value: number
   private readonly baseline: number[] = []
   private baselineNext = 0
-  private window: number[] = []
+  private readonly window: number[] = []
+  private seen = 0
   private windowStart: number
 
   /** Starts at `max`: a backend nobody measured yet is trusted with the whole pool. `clock` in ms. */
@@ -59,23 +62,33 @@ export class ConcurrencyLimit {
       this.baseline[this.baselineNext] = ms
       this.baselineNext = (this.baselineNext + 1) % BASELINE_SAMPLES
     }
-    this.window.push(ms)
-    if (now - this.windowStart < WINDOW_MS || this.window.length < WINDOW_SAMPLES) return false
-    const observed = quantile(this.window)
-    this.window = []
+    this.seen++
+    if (this.window.length < WINDOW_KEEP) this.window.push(ms)
+    else {
+      const i = Math.floor(Math.random() * this.seen)
+      if (i < WINDOW_KEEP) this.window[i] = ms
+    }
+    if (now - this.windowStart < WINDOW_MS || this.seen < WINDOW_SAMPLES) return false
+    const observed = quantile(this.window.sort(ascending))
+    this.window.length = 0
+    this.seen = 0
     this.windowStart = now
     if (this.baseline.length === 0) return false
     const before = this.limit
-    const gradient = clamp((quantile(this.baseline) * (1 + TOLERANCE) + SLACK_MS) / Math.max(observed, 0.001), MIN_GRADIENT, MAX_GRADIENT)
+    const gradient = clamp((quantile([...this.baseline].sort(ascending)) * (1 + TOLERANCE) + SLACK_MS) / Math.max(observed, 0.001), MIN_GRADIENT, MAX_GRADIENT)
     this.value = clamp(this.value * gradient + Math.sqrt(this.value), 1, this.max)
     if (this.limit !== before) this.onChange(this.limit)
     return this.limit > before
   }
 }
 
-function quantile (values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
+/** QUANTILE of values sorted ascending. */
+function quantile (sorted: readonly number[]): number {
   return sorted[Math.floor((sorted.length - 1) * QUANTILE)]!
+}
+
+function ascending (a: number, b: number): number {
+  return a - b
 }
 
 function clamp (x: number, low: number, high: number): number {

@@ -3,39 +3,75 @@
 // waiting for one of them; past that the request is refused at once rather than queued
 // without end in front of a backend that cannot keep up.
 //
-// The wait is fair between clients (fair queuing, as a router shares a link): each client
-// address has its own queue, and a freed slot goes to the clients in turn, so one client's
-// burst of requests cannot make everyone else wait behind all of it. When the queue is full,
-// the client with the most requests waiting gives up its newest one if that still leaves it
-// more than the newcomer's client (longest-queue drop); otherwise the newcomer is refused. So a
-// flood from one address fills the queue without keeping other clients out of it. Behind a
-// proxy that hides client addresses (no `trustProxy`) every request has one address, and this
-// is a plain first-come queue.
+// The wait is fair between clients by the upstream time each one uses (start-time fair
+// queuing, as a router shares a link by bytes rather than packets): each client address has
+// its own queue and a virtual finish time, the upstream time its requests have taken so far
+// (charged when one is granted at that client's usual cost, corrected when it is done); a freed
+// slot goes to the waiting client that is furthest behind. A client sending requests that take
+// the backend 50 ms each therefore goes after one whose requests take 1 ms, however many it
+// sends, and clients with requests alike take turns. A client that was idle starts level with
+// the others, not ahead by what it did not use. When the queue is full, the client with the
+// most requests waiting gives up its newest one if that still leaves it more than the
+// newcomer's client (longest-queue drop); otherwise the newcomer is refused. So a flood from
+// one address fills the queue without keeping other clients out of it. Behind a proxy that
+// hides client addresses (no `trustProxy`) every request has one address, and this is a plain
+// first-come queue.
 //
 // Below `connections`, an adaptive limit (concurrency-limit.ts) may hold requests back sooner,
 // at what the upstream serves at once, so that the queue is this fair one rather than the
 // backend's own. Requests not `counted` (long-polls, event streams) take from `connections`
-// only.
+// only, and are charged nothing: they wait for news, not for the backend.
 import type { ConcurrencyLimit } from './concurrency-limit.js'
 
 export type Admitted = 'now' | 'queued' | 'full'
 
 interface Waiter {
-  readonly client: string
+  readonly client: Client
   readonly counted: boolean
-  readonly grant: () => void
+  readonly grant: (ticket: Ticket) => void
   readonly refuse: () => void
 }
+
+/** A client address with requests waiting or granted from the queue and not done yet. */
+interface Client {
+  readonly key: string
+  readonly waiters: Waiter[]
+  /** Upstream time charged to it so far, on the gate's virtual clock (ms). */
+  finish: number
+  /** Its usual time at the upstream (ms): what a granted request is charged until it is done. */
+  cost: number
+  /** Its requests granted from the queue and not done yet. */
+  granted: number
+}
+
+/** What a request granted from the queue hands back to `leave`, so its real cost is charged. */
+export interface Ticket {
+  readonly client: Client
+  readonly charged: number
+  readonly at: number
+}
+
+/** How much of each new measurement goes into a usual cost. */
+const COST_WEIGHT = 0.2
 
 export class UpstreamGate {
   private active = 0
   /** Of `active`, those the adaptive limit counts. */
   private counted = 0
-  /** Waiters per client, in arrival order; the map's own order is the turn order. */
-  private readonly queues = new Map<string, Waiter[]>()
+  /** Clients with requests waiting (or granted and not done); among equals, this order takes turns. */
+  private readonly clients = new Map<string, Client>()
   private waiting = 0
+  /** The start of the request granted last, on the virtual clock: where an idle client starts. */
+  private virtual = 0
+  /** The usual cost of any request, for a client not measured yet. */
+  private typicalCost = 0
 
-  constructor (readonly connections: number, readonly maxPending: number, readonly adaptive?: ConcurrencyLimit) {}
+  constructor (
+    readonly connections: number,
+    readonly maxPending: number,
+    readonly adaptive?: ConcurrencyLimit,
+    private readonly clock: () => number = () => performance.now()
+  ) {}
 
   get inFlight (): number {
     return this.active
@@ -60,10 +96,11 @@ export class UpstreamGate {
    * 'queued'), or never ('full'). A queued request may later be pushed out by another client's
    * to make room: then `refuse` runs instead (and never `grant`). The returned `cancel` takes a
    * queued request out of the queue (its client left, or its time ran out); it does nothing once
-   * granted or refused. `client` is asked only when the request has to wait. A request not
-   * `counted` by the adaptive limit must say so again to `leave`.
+   * granted or refused. `client` is asked only when the request has to wait. A request granted
+   * from the queue gets a ticket, to give back to `leave`; one not `counted` by the adaptive
+   * limit must say so again there.
    */
-  enter (client: () => string, grant: () => void, refuse: () => void, counted = true): { admitted: Admitted, cancel: () => void } {
+  enter (client: () => string, grant: (ticket?: Ticket) => void, refuse: () => void, counted = true): { admitted: Admitted, cancel: () => void } {
     if (this.waiting === 0 && this.canGo(counted)) {
       this.take(counted)
       grant()
@@ -73,22 +110,23 @@ export class UpstreamGate {
     const key = client()
     // Room is made only at the expense of a client that would still have more waiting than
     // this one; among equals the newcomer is the one refused, never a request that waited.
-    if (this.waiting >= this.maxPending && !this.dropFromLongest((this.queues.get(key)?.length ?? 0) + 1)) return { admitted: 'full', cancel: noop }
-    const waiter: Waiter = { client: key, counted, grant, refuse }
-    let queue = this.queues.get(key)
-    if (queue === undefined) {
-      queue = []
-      this.queues.set(key, queue)
+    if (this.waiting >= this.maxPending && !this.dropFromLongest((this.clients.get(key)?.waiters.length ?? 0) + 1)) return { admitted: 'full', cancel: noop }
+    let record = this.clients.get(key)
+    if (record === undefined) {
+      record = { key, waiters: [], finish: this.virtual, cost: this.typicalCost, granted: 0 }
+      this.clients.set(key, record)
     }
-    queue.push(waiter)
+    const waiter: Waiter = { client: record, counted, grant, refuse }
+    record.waiters.push(waiter)
     this.waiting++
     return { admitted: 'queued', cancel: () => { this.remove(waiter) } }
   }
 
-  /** A granted request is done with the upstream: the next clients in turn go. */
-  leave (counted = true): void {
+  /** A granted request is done with the upstream: its time is charged, and the next clients go. */
+  leave (counted = true, ticket?: Ticket): void {
     this.active--
     if (counted) this.counted--
+    if (ticket !== undefined) this.charge(ticket, counted)
     this.drain()
   }
 
@@ -109,45 +147,82 @@ export class UpstreamGate {
     if (counted) this.counted++
   }
 
-  /** Grants waiters in turn while there is room for the one whose turn it is. */
+  /** Grants waiters, the client furthest behind first, while there is room for its next one. */
   private drain (): void {
     for (;;) {
-      const turn = this.queues.entries().next()
-      if (turn.done === true) return
-      const [key, queue] = turn.value
-      const waiter = queue[0]!
+      const next = this.furthestBehind()
+      if (next === undefined) return
+      const waiter = next.waiters[0]!
       if (!this.canGo(waiter.counted)) return
-      // That client goes to the back of the turn order.
-      this.queues.delete(key)
-      queue.shift()
-      if (queue.length > 0) this.queues.set(key, queue)
+      next.waiters.shift()
       this.waiting--
+      const start = Math.max(this.virtual, next.finish)
+      this.virtual = start
+      const charged = waiter.counted ? next.cost : 0
+      next.finish = start + charged
+      next.granted++
+      // Among clients level with each other, it goes to the back.
+      this.clients.delete(next.key)
+      this.clients.set(next.key, next)
       this.take(waiter.counted)
-      waiter.grant()
+      waiter.grant({ client: next, charged, at: this.clock() })
     }
+  }
+
+  /** The waiting client with the least upstream time charged (an idle one counts as level); the first such in turn order. */
+  private furthestBehind (): Client | undefined {
+    let best: Client | undefined
+    let bestStart = Infinity
+    for (const c of this.clients.values()) {
+      if (c.waiters.length === 0) continue
+      const start = Math.max(this.virtual, c.finish)
+      if (start < bestStart) {
+        best = c
+        bestStart = start
+      }
+    }
+    return best
+  }
+
+  /** Replaces the estimate charged at grant with the time the request really took. */
+  private charge (ticket: Ticket, counted: boolean): void {
+    const c = ticket.client
+    c.granted--
+    if (counted) {
+      const used = this.clock() - ticket.at
+      c.finish += used - ticket.charged
+      c.cost += (used - c.cost) * COST_WEIGHT
+      this.typicalCost += (used - this.typicalCost) * COST_WEIGHT
+    }
+    this.forgetIfIdle(c)
   }
 
   /** Refuses the newest waiter of the client with the most waiting, if it has more than `than`. */
   private dropFromLongest (than: number): boolean {
-    let longest: Waiter[] | undefined
-    for (const queue of this.queues.values()) {
-      if (queue.length > (longest?.length ?? than)) longest = queue
+    let longest: Client | undefined
+    for (const c of this.clients.values()) {
+      if (c.waiters.length > (longest?.waiters.length ?? than)) longest = c
     }
     if (longest === undefined) return false
-    const dropped = longest.pop()!
-    if (longest.length === 0) this.queues.delete(dropped.client)
+    const dropped = longest.waiters.pop()!
     this.waiting--
+    this.forgetIfIdle(longest)
     dropped.refuse()
     return true
   }
 
   private remove (waiter: Waiter): void {
-    const queue = this.queues.get(waiter.client)
-    const i = queue?.indexOf(waiter) ?? -1
+    const c = waiter.client
+    const i = c.waiters.indexOf(waiter)
     if (i < 0) return
-    queue!.splice(i, 1)
-    if (queue!.length === 0) this.queues.delete(waiter.client)
+    c.waiters.splice(i, 1)
     this.waiting--
+    this.forgetIfIdle(c)
+  }
+
+  /** A client with nothing waiting or granted is forgotten: next time it starts level with the others. */
+  private forgetIfIdle (c: Client): void {
+    if (c.waiters.length === 0 && c.granted === 0 && this.clients.get(c.key) === c) this.clients.delete(c.key)
   }
 }
 
