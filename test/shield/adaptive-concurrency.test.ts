@@ -46,7 +46,7 @@ t.test('the limit: falls while the upstream queues, climbs back when it does not
   }
   t.ok(rose, 'a rise is reported (waiting requests may go)')
   t.equal(limit.limit, 128, 'back at the ceiling')
-  t.ok(windows <= 12, `within a dozen windows (${windows})`)
+  t.ok(windows <= 20, `climbing by its square root, within twenty windows (${windows})`)
 })
 
 t.test('the limit: a steady mix of fast and slow endpoints is not a queue', async (t) => {
@@ -54,14 +54,16 @@ t.test('the limit: a steady mix of fast and slow endpoints is not a queue', asyn
     const { limit, changes, advance } = limitOnClock(64)
     let seed = 7
     const random = (): number => { seed = (seed * 48271) % 2147483647; return seed / 2147483647 }
-    for (let w = 0; w < 50; w++) {
+    let atCeiling = 0
+    for (let w = 0; w < 100; w++) {
       advance(100)
       // Sent alone or not, a request is as likely to be a slow one.
       for (let i = 0; i < 10; i++) limit.sample(random() < slowShare ? 800 : 4, random() < 0.2)
+      if (limit.limit === 64) atCeiling++
     }
-    t.equal(limit.limit, 64, `${slowShare * 100} % of answers taking 800 ms, the rest 4 ms: at the ceiling`)
     // A window that happens to hold no fast answer reads as a queue for that window only.
-    t.ok(Math.min(64, ...changes) >= 32, `never below half of it (lowest: ${Math.min(64, ...changes)}, ${changes.length} moves in 50 windows)`)
+    t.ok(atCeiling >= 80, `${slowShare * 100} % of answers taking 800 ms, the rest 4 ms: at the ceiling in ${atCeiling} of 100 windows`)
+    t.ok(Math.min(64, ...changes) >= 32, `never below half of it (lowest: ${Math.min(64, ...changes)})`)
   }
 })
 

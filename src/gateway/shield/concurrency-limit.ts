@@ -11,13 +11,15 @@
 // to the answer's head is compared with the same quantile of the baseline: recent requests
 // that were sent while nothing else was in flight to that upstream (no queue inside it):
 //
-//     gradient = (baseline × (1 + TOLERANCE) + SLACK_MS) / window, within [0.5, 2]
+//     gradient = (baseline × (1 + TOLERANCE) + SLACK_MS) / window, within [0.5, 1]
 //     limit    = limit × gradient + √limit,             within [1, the route's connections]
 //
 // A queue inside the backend delays every request, the fastest too, so it moves the low end of
 // the distribution; a mix of fast and slow endpoints does not, which is why a low quantile
-// rather than the median (Vegas and Envoy's minRTT rest on the same idea). The √limit headroom
-// lets the limit probe upwards; a backend that keeps up keeps it at the ceiling. No traffic, no
+// rather than the median (Vegas and Envoy's minRTT rest on the same idea). The limit falls by
+// up to half a window but climbs only by the √limit headroom (as Netflix's Gradient2 does):
+// one window that happens to look quiet must not let a flood back into the backend. A
+// backend that keeps up keeps it at the ceiling. No traffic, no
 // samples, no change: a limit only moves on requests that came back. Long-polls and event streams are not samples (their head comes when
 // the upstream has news, not when it is done queueing) and are not counted against the limit
 // (forward.ts decides which requests those are).
@@ -31,7 +33,7 @@ const TOLERANCE = 0.25
 const SLACK_MS = 10
 const BASELINE_SAMPLES = 32
 const MIN_GRADIENT = 0.5
-const MAX_GRADIENT = 2
+const MAX_GRADIENT = 1
 
 export class ConcurrencyLimit {
   private value: number
