@@ -75,7 +75,7 @@ export const routeSchema = z.strictObject({
   // Connections to each of this route's upstreams at most; server.upstreamConnections when unset.
   // Match it to the backend's workers: 1 for `php artisan serve`, pm.max_children for php-fpm.
   upstreamConnections: z.number().int().positive().optional(),
-  // Send each upstream only as many requests at once as it serves without queueing them, found
+  // Send each upstream about as many requests at once as it serves before they queue in it, found
   // from its latency below upstreamConnections (Envoy's adaptive concurrency), so that a flood
   // waits in corsgate's fair queue rather than in the backend's; false: upstreamConnections.
   adaptiveConcurrency: z.boolean().default(true),

@@ -106,14 +106,17 @@ export function bodyFraming (req: IncomingMessage): 'none' | 'length' | 'stream'
 
 /**
  * A request whose answer comes when the upstream has news rather than when it is done queueing:
- * an engine.io long-poll (Socket.IO polling with a session) or an event stream. Its latency
- * says nothing about the upstream's load, and it holds its connection for long on purpose, so
- * the adaptive limit neither learns from it nor counts it.
+ * an engine.io long-poll (Socket.IO polling with a session). Its latency says nothing about the
+ * upstream's load, and it holds its connection for long on purpose, so the adaptive limit
+ * neither learns from it nor counts it. An event stream is known by its answer's head, which
+ * the upstream sends at once (see `onResponseStart`), not by what the client asks for.
  */
 export function isLongPoll (req: IncomingMessage): boolean {
-  if (req.method === 'GET' && isEnginePoll(req.url!)) return true
-  const accept = req.headers.accept
-  return accept !== undefined && accept.includes('text/event-stream')
+  return req.method === 'GET' && isEnginePoll(req.url!)
+}
+
+function isEventStream (contentType: string | string[] | undefined): boolean {
+  return typeof contentType === 'string' && contentType.trimStart().toLowerCase().startsWith('text/event-stream')
 }
 
 /** A body of unknown length, passed on as it arrives until it passes `limit` bytes. */
@@ -253,7 +256,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.holdsSlot = true
     this.cancelQueued = undefined
     clearTimeout(this.queueTimer)
-    if (this.clientGone || this.res.destroyed) return this.releaseSlot()
+    if (this.clientGone || this.res.destroyed) return this.releaseSlot(false)
     const { req, route } = this
     const target = this.forwarder.rules.target(route.upstreams[this.upstream]!)
     const headers = this.forwarder.rules.requestHeaders(req, target, route.hostHeader, false)
@@ -284,15 +287,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     } as Dispatcher.DispatchOptions, this)
   }
 
-  private releaseSlot (): void {
+  /** `sent`: false when the request never went to the upstream (its time says nothing of it). */
+  private releaseSlot (sent = true): void {
     if (!this.holdsSlot) return
     this.holdsSlot = false
-    this.forwarder.gate(this.route, this.upstream).leave(this.counted, this.ticket)
+    this.forwarder.gate(this.route, this.upstream).leave(this.counted, this.ticket, sent)
   }
 
-  /** How long the upstream took to start answering, for its adaptive limit. */
-  private sample (): void {
-    if (this.holdsSlot && this.counted) this.forwarder.gate(this.route, this.upstream).sample(performance.now() - this.sentAt, this.sentAlone)
+  /** How long the upstream took to start answering (`ms`, measured when not given), for its adaptive limit. */
+  private sample (ms = performance.now() - this.sentAt): void {
+    if (this.holdsSlot && this.counted) this.forwarder.gate(this.route, this.upstream).sample(ms, this.sentAlone)
   }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
@@ -309,6 +313,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.status = statusCode
     this.sample()
+    if (this.counted && this.holdsSlot && isEventStream(headers['content-type'])) {
+      // A stream from here on: it holds its connection for as long as it has news to send.
+      this.forwarder.gate(this.route, this.upstream).uncount()
+      this.counted = false
+    }
     const head = upstreamResponseHeaders(headers, this.state.policy.config.stripUpstreamCors)
     if (this.route.pool.balanced) this.observer = upstreamAnswered(this.route, this.req, this.upstream, head, () => isSecure(this.req, this.forwarder.rules.trustProxy))
     this.pendingHead = head
@@ -390,8 +399,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError (_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
     this.upstreamDone = true
     const timeout = error.code === 'UND_ERR_HEADERS_TIMEOUT'
-    // A backend too busy to answer in time is the clearest sign of a queue in it.
-    if (timeout) this.sample()
+    // A backend too busy to answer in time is the clearest sign of a queue in it, however
+    // little of the route's timeout was left when the request was sent.
+    if (timeout) this.sample(Math.max(performance.now() - this.sentAt, this.route.timeoutMs))
     this.releaseSlot()
     // The client's connection is gone (a reset mid-upload fails the body stream undici reads).
     if (this.clientGone || this.res.destroyed) return

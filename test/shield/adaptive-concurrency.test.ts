@@ -97,21 +97,76 @@ t.test('the gate: counted requests wait at the adaptive limit, long-polls take f
   for (let i = 0; i < limit; i++) t.equal(ask(`c${i}`), 'now')
   t.equal(ask('waits'), 'queued', 'one more counted request waits')
   t.equal(gate.countedInFlight, limit)
-  t.equal(ask('poll', false), 'queued', 'a long-poll behind a waiting request keeps its turn')
-  gate.leave()
-  t.same(granted.slice(-2), ['waits', 'poll'], 'both go when a counted one leaves: the long-poll needs only room in the pool')
-  t.equal(gate.pending, 0)
-  t.equal(ask('poll 2', false), 'now', 'with nothing waiting, a long-poll goes at once past the adaptive limit')
-  gate.leave(false)
+  t.equal(ask('poll', false), 'now', 'a long-poll goes past a counted request held back by the limit: it needs only room in the pool')
   t.equal(gate.inFlight, limit + 1)
-  t.equal(gate.countedInFlight, limit, 'not counted against the adaptive limit')
+  t.equal(gate.countedInFlight, limit, 'and is not counted against the adaptive limit')
+  gate.leave()
+  t.equal(granted.at(-1), 'waits', 'the counted one goes when a counted one leaves')
   gate.leave(false)
   t.equal(gate.inFlight, limit)
+  // A stream found out at its answer's head stops counting, and a waiting request goes.
+  t.equal(ask('after stream'), 'queued')
+  gate.uncount()
+  t.equal(granted.at(-1), 'after stream', 'uncount lets the next counted request go')
+  t.equal(gate.countedInFlight, limit)
+  gate.leave(false)
   t.equal(ask('more'), 'queued')
   // Answers as fast as the baseline again: the limit climbs, and the waiter goes without a leave.
   for (let i = 0; i < 10 && gate.pending > 0; i++) window(10, false)
   t.equal(granted.at(-1), 'more', 'a limit that climbs lets waiting requests go')
   t.equal(gate.pending, 0)
+})
+
+t.test('the gate: with the pool full, a waiting long-poll of one client goes past another\'s counted request held back by the limit', async (t) => {
+  let now = 0
+  const gate = new UpstreamGate(8, 100, new ConcurrencyLimit(8, undefined, () => now))
+  const window = (ms: number, alone: boolean): void => { now += 100; for (let i = 0; i < 5; i++) gate.sample(ms, alone) }
+  window(10, true)
+  for (let i = 0; i < 10; i++) window(300, false)
+  const limit = gate.limit
+  t.ok(limit < 8, `the limit fell below the pool (${limit})`)
+  const granted: string[] = []
+  const ask = (client: string, id: string, counted: boolean): string => gate.enter(() => client, () => { granted.push(id) }, () => { t.fail(`${id} refused`) }, counted).admitted
+  for (let i = 0; i < limit; i++) ask('a', `c${i}`, true)
+  for (let i = limit; i < 8; i++) t.equal(ask('b', `p${i}`, false), 'now', 'long-polls fill the rest of the pool')
+  t.equal(ask('a', 'counted', true), 'queued')
+  t.equal(ask('b', 'poll', false), 'queued', 'the pool is full')
+  gate.leave(false)
+  t.same(granted.at(-1), 'poll', 'a long-poll leaves: the waiting long-poll goes, the counted one still waits for the limit')
+  t.equal(gate.pending, 1)
+  gate.leave(true)
+  t.equal(granted.at(-1), 'counted')
+  t.equal(gate.pending, 0)
+})
+
+t.test('the limit: held down with nothing sent alone for 10 s, it sends one request at a time until one goes alone, and relearns the baseline', async (t) => {
+  const { limit, window, advance } = limitOnClock(32)
+  window(10, true)
+  // The backend got slower for good: 60 ms an answer, with no queue in it.
+  for (let i = 0; i < 20; i++) window(60, false)
+  const held = limit.limit
+  t.ok(held < 32, `read as a queue against the old baseline (${held})`)
+  for (let i = 0; i < 120 && limit.limit !== 1; i++) window(60, false)
+  t.equal(limit.limit, 1, 'a probe: one request at a time')
+  t.ok(limit.sample(60, true), 'a request sent alone ends it, and the limit is back up')
+  t.ok(limit.limit > 1)
+  advance(1500)
+  for (let i = 0; i < 3; i++) {
+    // Probes every 10 s give alone samples; the one-minute-old baseline ages out.
+    for (let w = 0; w < 100 && limit.limit !== 1; w++) window(60, false)
+    limit.sample(60, true)
+  }
+  for (let w = 0; w < 400; w++) window(60, false)
+  t.equal(limit.limit, 32, 'with the baseline relearnt at 60 ms, the ceiling again')
+})
+
+t.test('the limit: a probe that finds no request to send alone ends after a second', async (t) => {
+  const { limit, window, advance } = limitOnClock(32)
+  window(10, true)
+  for (let i = 0; i < 120 && limit.limit !== 1; i++) window(300, false)
+  t.equal(limit.limit, 1, 'probing')
+  advance(1000)
+  t.ok(limit.limit > 1, 'over after a second without a request alone')
 })
 
 /** `n` clients on `address` each sending one allowed GET after another until `stop()`. */

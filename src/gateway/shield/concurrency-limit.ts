@@ -20,7 +20,10 @@
 // up to half a window but climbs only by the √limit headroom (as Netflix's Gradient2 does):
 // one window that happens to look quiet must not let a flood back into the backend. A
 // backend that keeps up keeps it at the ceiling. No traffic, no
-// samples, no change: a limit only moves on requests that came back. Long-polls and event streams are not samples (their head comes when
+// samples, no change: a limit only moves on requests that came back (or timed out). The
+// baseline keeps the last BASELINE_SAMPLES of the last minute; below the ceiling, when no
+// request has gone alone for PROBE_EVERY_MS, the gate sends one request at a time until one
+// does (for at most PROBE_MAX_MS), so that a baseline is always recent even under a flood. Long-polls and event streams are not samples (their head comes when
 // the upstream has news, not when it is done queueing) and are not counted against the limit
 // (forward.ts decides which requests those are).
 
@@ -34,22 +37,37 @@ const SLACK_MS = 10
 const BASELINE_SAMPLES = 32
 const MIN_GRADIENT = 0.5
 const MAX_GRADIENT = 1
+/** Baseline samples older than this are dropped: a backend that got slower is relearnt. */
+const BASELINE_MAX_AGE_MS = 60_000
+/** Below the ceiling, at most this long without a request sent alone before one is made so (Envoy's periodic minRTT measurement). */
+const PROBE_EVERY_MS = 10_000
+/** How long the gate sends one request at a time, at most, waiting for one to go alone. */
+const PROBE_MAX_MS = 1_000
 
 export class ConcurrencyLimit {
   private value: number
-  private readonly baseline: number[] = []
-  private baselineNext = 0
+  /** Requests sent alone, oldest first: times (ms) and when they came back. */
+  private readonly baseline: Array<{ ms: number, at: number }> = []
   private readonly window: number[] = []
   private seen = 0
   private windowStart: number
+  /** When the last request went alone, or the last probe began. */
+  private lastAlone: number
+  /** While set, one request at a time, so that the next one is sent alone (see PROBE_EVERY_MS). */
+  private probeStart: number | undefined
 
   /** Starts at `max`: a backend nobody measured yet is trusted with the whole pool. `clock` in ms. */
   constructor (readonly max: number, private readonly onChange: (limit: number) => void = () => {}, private readonly clock: () => number = () => performance.now()) {
     this.value = max
     this.windowStart = clock()
+    this.lastAlone = this.windowStart
   }
 
   get limit (): number {
+    if (this.probeStart !== undefined) {
+      if (this.clock() - this.probeStart < PROBE_MAX_MS) return 1
+      this.probeStart = undefined
+    }
     return Math.max(1, Math.floor(this.value))
   }
 
@@ -60,9 +78,12 @@ export class ConcurrencyLimit {
    */
   sample (ms: number, alone: boolean): boolean {
     const now = this.clock()
+    const before = this.limit
     if (alone) {
-      this.baseline[this.baselineNext] = ms
-      this.baselineNext = (this.baselineNext + 1) % BASELINE_SAMPLES
+      this.baseline.push({ ms, at: now })
+      if (this.baseline.length > BASELINE_SAMPLES) this.baseline.shift()
+      this.lastAlone = now
+      this.probeStart = undefined
     }
     this.seen++
     if (this.window.length < WINDOW_KEEP) this.window.push(ms)
@@ -70,16 +91,26 @@ export class ConcurrencyLimit {
       const i = Math.floor(Math.random() * this.seen)
       if (i < WINDOW_KEEP) this.window[i] = ms
     }
-    if (now - this.windowStart < WINDOW_MS || this.seen < WINDOW_SAMPLES) return false
+    if (now - this.windowStart < WINDOW_MS || this.seen < WINDOW_SAMPLES) return this.limit > before
     const observed = quantile(this.window.sort(ascending))
     this.window.length = 0
     this.seen = 0
     this.windowStart = now
-    if (this.baseline.length === 0) return false
-    const before = this.limit
-    const gradient = clamp((quantile([...this.baseline].sort(ascending)) * (1 + TOLERANCE) + SLACK_MS) / Math.max(observed, 0.001), MIN_GRADIENT, MAX_GRADIENT)
+    while (this.baseline.length > 0 && now - this.baseline[0]!.at > BASELINE_MAX_AGE_MS) this.baseline.shift()
+    // Held below the ceiling with no request sent alone for a while: the baseline may be out of
+    // date (the backend got slower for good). Find out with one request alone.
+    if (Math.floor(this.value) < this.max && now - this.lastAlone > PROBE_EVERY_MS) {
+      this.probeStart = now
+      // Not again before PROBE_EVERY_MS, whether or not this one finds a request to send alone.
+      this.lastAlone = now
+    }
+    if (this.baseline.length === 0) return this.limit > before
+    const base = quantile(this.baseline.map((b) => b.ms).sort(ascending))
+    const gradient = clamp((base * (1 + TOLERANCE) + SLACK_MS) / Math.max(observed, 0.001), MIN_GRADIENT, MAX_GRADIENT)
+    const shown = Math.max(1, Math.floor(this.value))
     this.value = clamp(this.value * gradient + Math.sqrt(this.value), 1, this.max)
-    if (this.limit !== before) this.onChange(this.limit)
+    const limit = Math.max(1, Math.floor(this.value))
+    if (limit !== shown) this.onChange(limit)
     return this.limit > before
   }
 }

@@ -20,7 +20,8 @@
 // Below `connections`, an adaptive limit (concurrency-limit.ts) may hold requests back sooner,
 // at what the upstream serves at once, so that the queue is this fair one rather than the
 // backend's own. Requests not `counted` (long-polls, event streams) take from `connections`
-// only, and are charged nothing: they wait for news, not for the backend.
+// only, and go past counted requests held back by that limit; in the fair queue they are
+// charged their client's usual cost, not the time they wait for news.
 import type { ConcurrencyLimit } from './concurrency-limit.js'
 
 export type Admitted = 'now' | 'queued' | 'full'
@@ -61,6 +62,8 @@ export class UpstreamGate {
   /** Clients with requests waiting (or granted and not done); among equals, this order takes turns. */
   private readonly clients = new Map<string, Client>()
   private waiting = 0
+  /** Of `waiting`, those not counted by the adaptive limit. */
+  private waitingUncounted = 0
   /** The start of the request granted last, on the virtual clock: where an idle client starts. */
   private virtual = 0
   /** The usual cost of any request, for a client not measured yet. */
@@ -101,7 +104,8 @@ export class UpstreamGate {
    * limit must say so again there.
    */
   enter (client: () => string, grant: (ticket?: Ticket) => void, refuse: () => void, counted = true): { admitted: Admitted, cancel: () => void } {
-    if (this.waiting === 0 && this.canGo(counted)) {
+    // An uncounted request waits only behind other uncounted ones (and a full pool).
+    if ((counted ? this.waiting : this.waitingUncounted) === 0 && this.canGo(counted)) {
       this.take(counted)
       grant()
       return { admitted: 'now', cancel: noop }
@@ -119,14 +123,24 @@ export class UpstreamGate {
     const waiter: Waiter = { client: record, counted, grant, refuse }
     record.waiters.push(waiter)
     this.waiting++
+    if (!counted) this.waitingUncounted++
     return { admitted: 'queued', cancel: () => { this.remove(waiter) } }
   }
 
-  /** A granted request is done with the upstream: its time is charged, and the next clients go. */
-  leave (counted = true, ticket?: Ticket): void {
+  /**
+   * A granted request is done with the upstream: its time is charged (unless it was never
+   * `sent`: then it says nothing of the upstream), and the next clients go.
+   */
+  leave (counted = true, ticket?: Ticket, sent = true): void {
     this.active--
     if (counted) this.counted--
-    if (ticket !== undefined) this.charge(ticket, counted)
+    if (ticket !== undefined) this.charge(ticket, counted && sent)
+    this.drain()
+  }
+
+  /** A counted request in flight turned out to be a stream (its answer's head said so): the adaptive limit stops counting it. */
+  uncount (): void {
+    this.counted--
     this.drain()
   }
 
@@ -147,18 +161,25 @@ export class UpstreamGate {
     if (counted) this.counted++
   }
 
-  /** Grants waiters, the client furthest behind first, while there is room for its next one. */
+  /**
+   * Grants waiters, the client furthest behind first, while there is room for its next one;
+   * when only the adaptive limit holds that one back, uncounted requests of others may go.
+   */
   private drain (): void {
     for (;;) {
-      const next = this.furthestBehind()
+      let next = this.furthestBehind(false)
       if (next === undefined) return
+      if (!this.canGo(next.waiters[0]!.counted)) {
+        if (this.waitingUncounted === 0 || !this.canGo(false)) return
+        next = this.furthestBehind(true)!
+      }
       const waiter = next.waiters[0]!
-      if (!this.canGo(waiter.counted)) return
       next.waiters.shift()
       this.waiting--
+      if (!waiter.counted) this.waitingUncounted--
       const start = Math.max(this.virtual, next.finish)
       this.virtual = start
-      const charged = waiter.counted ? next.cost : 0
+      const charged = next.cost
       next.finish = start + charged
       next.granted++
       // Among clients level with each other, it goes to the back.
@@ -169,12 +190,15 @@ export class UpstreamGate {
     }
   }
 
-  /** The waiting client with the least upstream time charged (an idle one counts as level); the first such in turn order. */
-  private furthestBehind (): Client | undefined {
+  /**
+   * The waiting client with the least upstream time charged (an idle one counts as level); the
+   * first such in turn order. `uncounted`: among those whose next request is not counted.
+   */
+  private furthestBehind (uncounted: boolean): Client | undefined {
     let best: Client | undefined
     let bestStart = Infinity
     for (const c of this.clients.values()) {
-      if (c.waiters.length === 0) continue
+      if (c.waiters.length === 0 || (uncounted && c.waiters[0]!.counted)) continue
       const start = Math.max(this.virtual, c.finish)
       if (start < bestStart) {
         best = c
@@ -184,11 +208,11 @@ export class UpstreamGate {
     return best
   }
 
-  /** Replaces the estimate charged at grant with the time the request really took. */
-  private charge (ticket: Ticket, counted: boolean): void {
+  /** Replaces the estimate charged at grant with the time the request really took, when `measured`. */
+  private charge (ticket: Ticket, measured: boolean): void {
     const c = ticket.client
     c.granted--
-    if (counted) {
+    if (measured) {
       const used = this.clock() - ticket.at
       c.finish += used - ticket.charged
       c.cost += (used - c.cost) * COST_WEIGHT
@@ -206,6 +230,7 @@ export class UpstreamGate {
     if (longest === undefined) return false
     const dropped = longest.waiters.pop()!
     this.waiting--
+    if (!dropped.counted) this.waitingUncounted--
     this.forgetIfIdle(longest)
     dropped.refuse()
     return true
@@ -217,7 +242,10 @@ export class UpstreamGate {
     if (i < 0) return
     c.waiters.splice(i, 1)
     this.waiting--
+    if (!waiter.counted) this.waitingUncounted--
     this.forgetIfIdle(c)
+    // It may have been the one whose turn it was, held back by the adaptive limit.
+    if (i === 0) this.drain()
   }
 
   /** A client with nothing waiting or granted is forgotten: next time it starts level with the others. */
