@@ -167,6 +167,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private counted = true
   private sentAt = 0
   private sentAlone = false
+  /** Time from dispatch to the answer's head (ms), once it came. */
+  private headMs: number | undefined
   private cancelQueued: (() => void) | undefined
   private queueTimer: NodeJS.Timeout | undefined
   private unwatchUpload: (() => void) | undefined
@@ -291,7 +293,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private releaseSlot (sent = true): void {
     if (!this.holdsSlot) return
     this.holdsSlot = false
-    this.forwarder.gate(this.route, this.upstream).leave(this.counted, this.ticket, sent)
+    this.forwarder.gate(this.route, this.upstream).leave(this.counted, this.ticket, sent, this.headMs)
   }
 
   /** How long the upstream took to start answering (`ms`, measured when not given), for its adaptive limit. */
@@ -312,7 +314,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     this.status = statusCode
-    this.sample()
+    this.headMs = performance.now() - this.sentAt
+    this.sample(this.headMs)
     if (this.counted && this.holdsSlot && isEventStream(headers['content-type'])) {
       // A stream from here on: it holds its connection for as long as it has news to send.
       this.forwarder.gate(this.route, this.upstream).uncount()

@@ -23,9 +23,10 @@
 // samples, no change: a limit only moves on requests that came back (or timed out). The
 // baseline keeps the last BASELINE_SAMPLES of the last minute; below the ceiling, when no
 // request has gone alone for PROBE_EVERY_MS, the gate sends one request at a time until one
-// does (for at most PROBE_MAX_MS), so that a baseline is always recent even under a flood. Long-polls and event streams are not samples (their head comes when
-// the upstream has news, not when it is done queueing) and are not counted against the limit
-// (forward.ts decides which requests those are).
+// does (for at most PROBE_MAX_MS), so that a baseline is always recent even under a flood.
+// Long-polls and event streams are not samples (their head comes when the upstream has news,
+// not when it is done queueing) and are not counted against the limit (forward.ts decides
+// which requests those are).
 
 const WINDOW_MS = 100
 const WINDOW_SAMPLES = 5
@@ -51,6 +52,8 @@ export class ConcurrencyLimit {
   private readonly window: number[] = []
   private seen = 0
   private windowStart: number
+  /** The baseline's quantile as of the last window (ms), once there is one. */
+  baselineMs: number | undefined
   /** When the last request went alone, or the last probe began. */
   private lastAlone: number
   /** While set, one request at a time, so that the next one is sent alone (see PROBE_EVERY_MS). */
@@ -106,6 +109,7 @@ export class ConcurrencyLimit {
     }
     if (this.baseline.length === 0) return this.limit > before
     const base = quantile(this.baseline.map((b) => b.ms).sort(ascending))
+    this.baselineMs = base
     const gradient = clamp((base * (1 + TOLERANCE) + SLACK_MS) / Math.max(observed, 0.001), MIN_GRADIENT, MAX_GRADIENT)
     const shown = Math.max(1, Math.floor(this.value))
     this.value = clamp(this.value * gradient + Math.sqrt(this.value), 1, this.max)

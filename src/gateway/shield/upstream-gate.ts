@@ -6,7 +6,8 @@
 // The wait is fair between clients by the upstream time each one uses (start-time fair
 // queuing, as a router shares a link by bytes rather than packets): each client address has
 // its own queue and a virtual finish time, the upstream time its requests have taken so far
-// (charged when one is granted at that client's usual cost, corrected when it is done); a freed
+// (charged when one is granted at that client's usual cost, corrected when it is done to the
+// time it was in flight less any time it waited inside the upstream behind others); a freed
 // slot goes to the waiting client that is furthest behind. A client sending requests that take
 // the backend 50 ms each therefore goes after one whose requests take 1 ms, however many it
 // sends, and clients with requests alike take turns. A client that was idle starts level with
@@ -129,12 +130,13 @@ export class UpstreamGate {
 
   /**
    * A granted request is done with the upstream: its time is charged (unless it was never
-   * `sent`: then it says nothing of the upstream), and the next clients go.
+   * `sent`: then it says nothing of the upstream), and the next clients go. `headMs`: how long
+   * its answer's head took, when it came.
    */
-  leave (counted = true, ticket?: Ticket, sent = true): void {
+  leave (counted = true, ticket?: Ticket, sent = true, headMs?: number): void {
     this.active--
     if (counted) this.counted--
-    if (ticket !== undefined) this.charge(ticket, counted && sent)
+    if (ticket !== undefined) this.charge(ticket, counted && sent, headMs)
     this.drain()
   }
 
@@ -208,12 +210,20 @@ export class UpstreamGate {
     return best
   }
 
-  /** Replaces the estimate charged at grant with the time the request really took, when `measured`. */
-  private charge (ticket: Ticket, measured: boolean): void {
+  /**
+   * Replaces the estimate charged at grant with the time the request really kept the upstream
+   * busy, when `measured`: its time in flight, less what it waited inside the upstream behind
+   * others (its wait for the head beyond the upstream's usual, the adaptive limit's baseline).
+   * Without that, a quick request queued inside the backend behind slow ones would be charged
+   * as much as they are.
+   */
+  private charge (ticket: Ticket, measured: boolean, headMs: number | undefined): void {
     const c = ticket.client
     c.granted--
     if (measured) {
-      const used = this.clock() - ticket.at
+      const base = this.adaptive?.baselineMs
+      const queued = headMs === undefined || base === undefined ? 0 : Math.max(0, headMs - base)
+      const used = Math.max(0, this.clock() - ticket.at - queued)
       c.finish += used - ticket.charged
       c.cost += (used - c.cost) * COST_WEIGHT
       this.typicalCost += (used - this.typicalCost) * COST_WEIGHT
