@@ -2,7 +2,7 @@
 // address fills the queue without keeping other clients out of it, and a freed connection
 // goes to the client that has used the upstream least (longest-queue drop; start-time fair
 // queuing by upstream time, so clients with requests alike take turns).
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startTestGateway } from '../helpers/gateway.js'
 import { send, type RawResponse } from '../helpers/http.js'
 import { waitFor } from '../helpers/redis-gateway.js'
@@ -100,18 +100,22 @@ t.test('a flood from one address does not keep another client out of the upstrea
   t.equal(arrived.length, 5)
 })
 
-t.test('the gate: a client whose requests take the upstream 1 ms goes before one whose take 50 ms, however many it sends', async (t) => {
+/**
+ * A gate with one connection on a clock the test moves: `ask` queues request `id` of `client`
+ * (`order` lists them as granted), `finish(ms)` ends the one in flight after `ms` of upstream time.
+ */
+function oneAtATime (t: Test): { order: string[], ask: (client: string, id: string) => void, finish: (ms: number) => void } {
   let now = 0
   const gate = new UpstreamGate(1, 100, undefined, () => now)
   const order: string[] = []
   const tickets = new Map<string, Ticket | undefined>()
   const ask = (client: string, id: string): void => { gate.enter(() => client, (ticket) => { order.push(id); tickets.set(id, ticket) }, () => { t.fail(`${id} refused`) }) }
-  /** The request in flight takes `ms` of upstream time and is done. */
-  const finish = (ms: number): void => {
-    const id = order.at(-1)!
-    now += ms
-    gate.leave(true, tickets.get(id))
-  }
+  const finish = (ms: number): void => { now += ms; gate.leave(true, tickets.get(order.at(-1)!)) }
+  return { order, ask, finish }
+}
+
+t.test('the gate: a client whose requests take the upstream 1 ms goes before one whose take 50 ms, however many it sends', async (t) => {
+  const { order, ask, finish } = oneAtATime(t)
   for (let i = 0; i < 10; i++) ask('heavy', `h${i}`)
   finish(50)
   finish(50)
@@ -125,12 +129,7 @@ t.test('the gate: a client whose requests take the upstream 1 ms goes before one
 })
 
 t.test('the gate: a client idle for a while starts level with the others, not ahead by what it did not use', async (t) => {
-  let now = 0
-  const gate = new UpstreamGate(1, 100, undefined, () => now)
-  const order: string[] = []
-  const tickets = new Map<string, Ticket | undefined>()
-  const ask = (client: string, id: string): void => { gate.enter(() => client, (ticket) => { order.push(id); tickets.set(id, ticket) }, () => { t.fail(`${id} refused`) }) }
-  const finish = (ms: number): void => { now += ms; gate.leave(true, tickets.get(order.at(-1)!)) }
+  const { order, ask, finish } = oneAtATime(t)
   for (let i = 0; i < 30; i++) ask('a', `a${i}`)
   for (let i = 0; i < 20; i++) finish(10)
   // b arrives after a has used 200 ms: it is not owed 200 ms of turns.
